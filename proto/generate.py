@@ -61,7 +61,7 @@ def main() -> int:
         fresh = Path(tmp)
         _generate(fresh)
         if args.check:
-            new, old = _files(fresh), _files(OUT_ROOT)
+            new, old = _files(fresh / "cctriage"), _files(OUT_ROOT / "cctriage")
             stale = sorted(
                 name
                 for name in set(new) | set(old)
