@@ -29,13 +29,12 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from cctriage.events.v1 import events_pb2
+from cctriage_common.settings import SettingsError, env_field
 from google.protobuf import json_format, unknown_fields
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
-
-from cctriage.events.v1 import events_pb2
-from cctriage_common.settings import SettingsError, env_field
 
 SupportEvent = events_pb2.SupportEvent
 
@@ -246,7 +245,9 @@ def _check_occurred_at(
         return
     if ts.seconds < EARLIEST_OCCURRED_AT_S:
         errors.append(
-            ValidationError("occurred_at", f"is before {_format_ts(EARLIEST_OCCURRED_AT_S)} (a unit or default bug?)")
+            ValidationError(
+                "occurred_at", f"is before {_format_ts(EARLIEST_OCCURRED_AT_S)} (a unit or default bug?)"
+            )
         )
         return
     ahead = ts.seconds + ts.nanos / 1e9 - now
@@ -272,17 +273,23 @@ def _check_customer(errors: list[ValidationError], customer: Any, policy: Valida
                 "looks like an e-mail address or phone number; use an opaque, pseudonymous id",
             )
         )
-    _check_enum(errors, "customer.tier", events_pb2.CustomerTier.DESCRIPTOR, customer.tier, policy, required=False)
+    _check_enum(
+        errors, "customer.tier", events_pb2.CustomerTier.DESCRIPTOR, customer.tier, policy, required=False
+    )
     _check_name(errors, "customer.segment", customer.segment)
     language = customer.language
     if language:
         if "_" in language and _LANGUAGE_TAG.match(language.replace("_", "-")):
             errors.append(
-                ValidationError("customer.language", "is not a BCP 47 language tag: use '-' not '_' (e.g. en-GB)")
+                ValidationError(
+                    "customer.language", "is not a BCP 47 language tag: use '-' not '_' (e.g. en-GB)"
+                )
             )
         elif len(language) > 35 or not _LANGUAGE_TAG.match(language):
             errors.append(
-                ValidationError("customer.language", "is not a BCP 47 language tag (e.g. en, en-GB, pt-BR, zh-Hant)")
+                ValidationError(
+                    "customer.language", "is not a BCP 47 language tag (e.g. en, en-GB, pt-BR, zh-Hant)"
+                )
             )
 
 
@@ -688,7 +695,9 @@ class _JsonChecker:
                 self.error(path, f"{enum.name} number out of range")
             # Known-ness of numbers is a rule of validate(), shared with protobuf input.
         else:
-            self.error(path, f"must be a {enum.name} name (e.g. {enum.values[1].name}), got {_json_type(value)}")
+            self.error(
+                path, f"must be a {enum.name} name (e.g. {enum.values[1].name}), got {_json_type(value)}"
+            )
 
     def number(self, value: Any, path: str) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -808,7 +817,11 @@ def decode_message(
         return decode_protobuf(data, policy, now=now)
     return DecodedEvent(
         None,
-        (ValidationError("", f"expected a SupportEvent, dict, JSON text or bytes, got {type(value).__name__}"),),
+        (
+            ValidationError(
+                "", f"expected a SupportEvent, dict, JSON text or bytes, got {type(value).__name__}"
+            ),
+        ),
     )
 
 
