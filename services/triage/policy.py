@@ -127,7 +127,8 @@ CUES: tuple[Cue, ...] = (
         _rx(
             r"(?:second|third|fourth|fifth|2nd|3rd|4th|5th|\d+th) time",
             r"(?:several|many|multiple|\d+) times",
-            r"(?:already|again|keep) (?:called|calling|written|writing|wrote|contacted|emailed|messaged|told)",
+            r"(?:already|again|keep) "
+            r"(?:called|calling|written|writing|wrote|contacted|emailed|messaged|told)",
             r"(?:called|written|wrote|contacted|emailed|messaged) (?:you )?(?:before|already|again)",
         ),
     ),
@@ -164,7 +165,10 @@ CUES: tuple[Cue, ...] = (
     ),
     Cue(
         "legal", "mentions legal action", 0.2,
-        _rx(r"lawyers?", r"attorneys?", r"solicitors?", r"legal action", r"sue", r"suing", r"lawsuit", r"court"),
+        _rx(
+            r"lawyers?", r"attorneys?", r"solicitors?", r"legal action", r"sue", r"suing", r"lawsuit",
+            r"court",
+        ),
         critical=True,
     ),
 )

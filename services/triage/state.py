@@ -191,7 +191,8 @@ class ConversationState:
         if decision.action is Action.RAISED:
             self.routed = True
         if decision.stressed:
-            wanted = Severity.CRITICAL if policy.is_critical(assessment, self.cues, config) else Severity.WARNING
+            critical = policy.is_critical(assessment, self.cues, config)
+            wanted = Severity.CRITICAL if critical else Severity.WARNING
             if wanted > self.alerted:
                 alert = wanted
                 self.alerted = int(wanted)
