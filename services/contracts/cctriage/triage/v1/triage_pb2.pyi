@@ -72,7 +72,7 @@ class MessageScore(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., channel: _Optional[_Union[_events_pb2.Channel, str]] = ..., model_version: _Optional[str] = ..., negative: _Optional[float] = ..., neutral: _Optional[float] = ..., positive: _Optional[float] = ..., emotions: _Optional[_Mapping[str, float]] = ..., stress: _Optional[float] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ConversationFlag(_message.Message):
-    __slots__ = ("flag_id", "conversation_id", "tenant_id", "queue", "action", "sequence", "priority", "stress", "stressed", "reasons", "event_id", "channel", "customer_tier", "language", "flagged_at")
+    __slots__ = ("flag_id", "conversation_id", "tenant_id", "queue", "action", "sequence", "priority", "stress", "stressed", "reasons", "event_id", "channel", "customer_tier", "language", "flagged_at", "required_skills", "previous_agent_id", "withdraw_reason")
     FLAG_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +88,9 @@ class ConversationFlag(_message.Message):
     CUSTOMER_TIER_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     FLAGGED_AT_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_SKILLS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAW_REASON_FIELD_NUMBER: _ClassVar[int]
     flag_id: str
     conversation_id: str
     tenant_id: str
@@ -103,7 +106,10 @@ class ConversationFlag(_message.Message):
     customer_tier: _events_pb2.CustomerTier
     language: str
     flagged_at: _timestamp_pb2.Timestamp
-    def __init__(self, flag_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., queue: _Optional[str] = ..., action: _Optional[_Union[FlagAction, str]] = ..., sequence: _Optional[int] = ..., priority: _Optional[int] = ..., stress: _Optional[float] = ..., stressed: _Optional[bool] = ..., reasons: _Optional[_Iterable[_Union[_routing_pb2.Reason, _Mapping]]] = ..., event_id: _Optional[str] = ..., channel: _Optional[_Union[_events_pb2.Channel, str]] = ..., customer_tier: _Optional[_Union[_events_pb2.CustomerTier, str]] = ..., language: _Optional[str] = ..., flagged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    required_skills: _containers.RepeatedCompositeFieldContainer[_routing_pb2.SkillRequirement]
+    previous_agent_id: str
+    withdraw_reason: _routing_pb2.WithdrawReason
+    def __init__(self, flag_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., queue: _Optional[str] = ..., action: _Optional[_Union[FlagAction, str]] = ..., sequence: _Optional[int] = ..., priority: _Optional[int] = ..., stress: _Optional[float] = ..., stressed: _Optional[bool] = ..., reasons: _Optional[_Iterable[_Union[_routing_pb2.Reason, _Mapping]]] = ..., event_id: _Optional[str] = ..., channel: _Optional[_Union[_events_pb2.Channel, str]] = ..., customer_tier: _Optional[_Union[_events_pb2.CustomerTier, str]] = ..., language: _Optional[str] = ..., flagged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., required_skills: _Optional[_Iterable[_Union[_routing_pb2.SkillRequirement, _Mapping]]] = ..., previous_agent_id: _Optional[str] = ..., withdraw_reason: _Optional[_Union[_routing_pb2.WithdrawReason, str]] = ...) -> None: ...
 
 class SupervisorAlert(_message.Message):
     __slots__ = ("alert_id", "conversation_id", "tenant_id", "severity", "summary", "reasons", "raised_at")
