@@ -217,7 +217,7 @@ def _check_enum(
 ) -> None:
     if number == 0:
         if required:
-            errors.append(ValidationError(path, f"is required; one of {_enum_names(enum)}"))
+            errors.append(ValidationError(path, f"is required (one of {_enum_names(enum)})"))
         return
     if enum.values_by_number.get(number) is None and not policy.accept_newer_schema:
         errors.append(

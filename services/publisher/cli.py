@@ -1,0 +1,285 @@
+"""cctriage-publish: validate support events and publish them to Kafka, reporting every line.
+
+    cctriage-publish events.jsonl                    # JSON lines (protobuf JSON mapping)
+    cat events.jsonl | cctriage-publish -            # from stdin
+    cctriage-publish --dry-run events.jsonl          # validate only, no Kafka needed
+    cctriage-publish --format protobuf events.pb     # varint length-delimited SupportEvents
+    cctriage-publish --report json events.jsonl      # one JSON object per line, then a summary
+
+Every input line (record, for protobuf) gets one result: published (with partition and offset),
+invalid (the errors name the field; nothing was sent), or failed (valid, not acknowledged by
+Kafka). Valid lines are published even when others are invalid. Exit code: 0 when every line
+was published (or, with --dry-run, is valid), 1 when any line was invalid or failed, 2 when
+nothing could be done (unreadable input, Kafka unreachable, topic missing, bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+from cctriage_common.events import (
+    MAX_EVENT_BYTES,
+    DecodedEvent,
+    ValidationError,
+    ValidationPolicy,
+    decode_json,
+    decode_protobuf,
+)
+from cctriage_common.logs import JsonFormatter
+from cctriage_common.settings import SettingsError, load
+from cctriage_common.topics import SUPPORT_EVENTS, TopicSettings
+from cctriage_publish.client import (
+    PendingPublish,
+    PublisherError,
+    PublisherSettings,
+    PublishResult,
+    SupportEventPublisher,
+)
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_UNUSABLE = 0, 1, 2
+# Results are printed in input order as soon as they are known; this bounds memory on endless stdin.
+MAX_PENDING = 10_000
+
+
+def _read_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    for number, line in enumerate(stream, start=1):
+        stripped = line.strip()
+        yield number, (stripped or None)  # None: a blank line, skipped
+
+
+def _read_varint(stream: IO[bytes]) -> int | None:
+    """A length prefix; None at a clean end of input. Raises ValueError when cut short."""
+    result = shift = 0
+    for index in range(10):
+        byte = stream.read(1)
+        if not byte:
+            if index == 0:
+                return None
+            raise ValueError("input ends inside a length prefix")
+        result |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return result
+        shift += 7
+    raise ValueError("length prefix is longer than 10 bytes")
+
+
+class _StreamBroken(Exception):
+    """The protobuf stream cannot be followed past this record."""
+
+
+def _read_delimited(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    number = 0
+    while True:
+        number += 1
+        try:
+            length = _read_varint(stream)
+        except ValueError as exc:
+            raise _StreamBroken(number, str(exc)) from None
+        if length is None:
+            return
+        if length > MAX_EVENT_BYTES:
+            raise _StreamBroken(number, f"length prefix says {length} bytes; the limit is {MAX_EVENT_BYTES}")
+        data = stream.read(length)
+        if len(data) < length:
+            raise _StreamBroken(number, f"input ends after {len(data)} of {length} bytes")
+        yield number, data
+
+
+@dataclasses.dataclass
+class _Summary:
+    total: int = 0
+    published: int = 0
+    valid: int = 0
+    invalid: int = 0
+    failed: int = 0
+    blank: int = 0
+
+    def count(self, result: PublishResult) -> None:
+        self.total += 1
+        setattr(self, result.status, getattr(self, result.status) + 1)
+
+
+class _Reporter:
+    def __init__(self, out: IO[str], fmt: str, unit: str, errors_only: bool) -> None:
+        self.out = out
+        self.json = fmt == "json"
+        self.unit = unit
+        self.errors_only = errors_only
+
+    def record(self, number: int, result: PublishResult) -> None:
+        if self.errors_only and result.ok:
+            return
+        if self.json:
+            self.out.write(json.dumps({"line": number, **result.as_dict()}) + "\n")
+            return
+        label = result.event_id or "-"
+        if result.status == "published":
+            detail = f"OK partition {result.partition} offset {result.offset}"
+        elif result.status == "valid":
+            detail = "OK (valid, not published: dry run)"
+        elif result.status == "invalid":
+            detail = "INVALID " + result.reason
+        else:
+            detail = "FAILED " + result.reason
+        self.out.write(f"{self.unit} {number}: {label}: {detail}\n")
+
+    def summary(self, summary: _Summary, context: dict[str, Any]) -> None:
+        if self.json:
+            self.out.write(json.dumps({"summary": {**dataclasses.asdict(summary), **context}}) + "\n")
+            return
+        done = f"{summary.valid} valid" if context["dry_run"] else f"{summary.published} published"
+        where = "" if context["dry_run"] else f" to {context['topic']}"
+        self.out.write(
+            f"{summary.total} {self.unit}s: {done}, {summary.invalid} invalid, "
+            f"{summary.failed} failed{where} ({context['seconds']:.1f} s)\n"
+        )
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="cctriage-publish",
+        description="Validate support events and publish them to Kafka, keyed by conversation_id.",
+        epilog="Exit code: 0 all published (or valid with --dry-run), 1 some line invalid or failed, "
+        "2 nothing could be done. JSON mapping and rules: docs/events.md.",
+    )
+    parser.add_argument("input", nargs="?", default="-", help="file to read, or - for stdin (default)")
+    parser.add_argument(
+        "--format",
+        choices=("jsonl", "protobuf"),
+        default="jsonl",
+        help="jsonl: one event per line, protobuf JSON mapping (default); protobuf: SupportEvents, each "
+        "prefixed with its varint length (writeDelimitedTo)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="validate only; publish nothing")
+    parser.add_argument("--report", choices=("text", "json"), default="text", help="per-line report format")
+    parser.add_argument("--errors-only", action="store_true", help="report only lines that were not OK")
+    parser.add_argument("--bootstrap-servers", help="host:port,... (default: KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument(
+        "--topic",
+        help="topic to publish to (default: the declared support-events topic, with CCTRIAGE_TOPIC_PREFIX)",
+    )
+    parser.add_argument(
+        "--max-text-bytes",
+        type=int,
+        help="largest message text accepted, in UTF-8 bytes (default: CCTRIAGE_EVENT_MAX_TEXT_BYTES, 65536)",
+    )
+    return parser.parse_args(argv)
+
+
+def _fatal(message: str) -> int:
+    print(f"cctriage-publish: {message}", file=sys.stderr)
+    return EXIT_UNUSABLE
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``cctriage-publish``; returns the exit code."""
+    args = _parse_args(argv)
+    # Diagnostics go to stderr as JSON lines; stdout carries only the report.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter("publisher"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+
+    try:
+        settings = load(PublisherSettings)
+        policy = load(ValidationPolicy)
+        if args.max_text_bytes is not None:
+            policy = dataclasses.replace(policy, max_text_bytes=args.max_text_bytes)
+            policy.validate()
+        topic = args.topic or SUPPORT_EVENTS.full_name(load(TopicSettings).prefix)
+    except SettingsError as exc:
+        return _fatal(str(exc).replace("CCTRIAGE_EVENT_MAX_TEXT_BYTES", "--max-text-bytes"))
+
+    try:
+        stream: IO[bytes] = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
+    except OSError as exc:
+        return _fatal(f"cannot read {args.input}: {exc.strerror}")
+
+    publisher: SupportEventPublisher | None = None
+    if not args.dry_run:
+        try:
+            publisher = SupportEventPublisher(
+                args.bootstrap_servers or settings.bootstrap_servers,
+                topic,
+                policy=policy,
+                delivery_timeout_s=settings.delivery_timeout_s,
+                connect_timeout_s=settings.connect_timeout_s,
+            )
+        except PublisherError as exc:
+            stream.close()
+            return _fatal(str(exc))
+
+    unit = "line" if args.format == "jsonl" else "record"
+    reporter = _Reporter(sys.stdout, args.report, unit, args.errors_only)
+    summary = _Summary()
+    started = time.monotonic()
+    pending: collections.deque[tuple[int, PendingPublish]] = collections.deque()
+
+    def settle(block: bool) -> None:
+        while pending and (block or pending[0][1].done() or len(pending) > MAX_PENDING):
+            number, item = pending.popleft()
+            result = item.result(timeout=settings.delivery_timeout_s + 5)
+            summary.count(result)
+            reporter.record(number, result)
+
+    def handle(number: int, decoded: DecodedEvent) -> None:
+        if not decoded.ok:
+            result = PublishResult(decoded.event_id, "invalid", errors=decoded.errors)
+            pending.append((number, PendingPublish(decoded.event_id, result=result)))
+        elif publisher is None:
+            pending.append(
+                (number, PendingPublish(decoded.event_id, result=PublishResult(decoded.event_id, "valid")))
+            )
+        else:
+            pending.append((number, publisher.send_valid(decoded.event)))
+        settle(block=False)
+
+    try:
+        if args.format == "jsonl":
+            for number, line in _read_jsonl(stream):
+                if line is None:
+                    summary.blank += 1
+                    continue
+                handle(number, decode_json(line, policy))
+        else:
+            try:
+                for number, data in _read_delimited(stream):
+                    handle(number, decode_protobuf(data, policy))
+            except _StreamBroken as broken:
+                number, reason = broken.args
+                error = ValidationError("", f"{reason}; the rest of the input cannot be read")
+                pending.append(
+                    (number, PendingPublish("", result=PublishResult("", "invalid", errors=(error,))))
+                )
+    except KeyboardInterrupt:
+        print("cctriage-publish: interrupted; reporting what was sent", file=sys.stderr)
+    finally:
+        settle(block=True)
+        if publisher is not None:
+            publisher.close(timeout=settings.delivery_timeout_s)
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+    reporter.summary(
+        summary,
+        {
+            "dry_run": args.dry_run,
+            "topic": topic,
+            "idempotent": publisher.idempotent if publisher is not None else None,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
+    sys.stdout.flush()
+    all_ok = summary.invalid == 0 and summary.failed == 0
+    return EXIT_OK if all_ok else EXIT_SOME_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
