@@ -188,6 +188,11 @@ class SupportEventPublisher:
             "allow_auto_create_topics": False,
         }
         config.update(producer_config or {})
+        # Look the topic up in a list of all topics before anything asks for it by name: both
+        # embedded brokers create a topic on a by-name metadata request even when the client
+        # says allow_auto_create_topics=False (measured), and a one-partition auto-created
+        # support-events topic would silently break per-conversation scaling.
+        self._require_topic(config, topic, bootstrap_servers)
         try:
             producer = KafkaProducer(**config)
             if (
@@ -206,18 +211,35 @@ class SupportEventPublisher:
             partitions = producer.partitions_for(topic)
         except KafkaError as exc:
             producer.close(timeout=5)
-            raise PublisherError(
-                f"topic {topic!r} is not available on {bootstrap_servers} ({_describe_failure(exc)}); "
-                "create it with `cctriage-topics create`"
-            ) from exc
-        if not partitions:
-            producer.close(timeout=5)
-            raise PublisherError(f"topic {topic!r} does not exist; create it with `cctriage-topics create`")
+            raise PublisherError(f"topic {topic!r} is not available ({_describe_failure(exc)})") from exc
         self.partitions = len(partitions)
         log.info(
             "publisher ready",
             extra={"topic": topic, "partitions": self.partitions, "idempotent": self.idempotent},
         )
+
+    @staticmethod
+    def _require_topic(config: Mapping[str, Any], topic: str, bootstrap_servers: str) -> None:
+        from kafka.admin import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        admin_config = {k: v for k, v in config.items() if k in KafkaAdminClient.DEFAULT_CONFIG}
+        admin_config["client_id"] = f"{config['client_id']}-check"
+        try:
+            admin = KafkaAdminClient(**admin_config)
+            try:
+                topics = set(admin.list_topics())
+            finally:
+                admin.close()
+        except KafkaError as exc:
+            raise PublisherError(
+                f"cannot reach Kafka at {bootstrap_servers}: {_describe_failure(exc)}"
+            ) from exc
+        if topic not in topics:
+            raise PublisherError(
+                f"topic {topic!r} does not exist on {bootstrap_servers}; create it with "
+                "`cctriage-topics create` (the publisher never auto-creates it)"
+            )
 
     @property
     def idempotent(self) -> bool:
