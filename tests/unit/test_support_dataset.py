@@ -150,7 +150,8 @@ def test_channels_read_like_their_channel(records):
     voice = " ".join(r["text"] for r in records if r["channel"] == "voice")
     assert re.search(r"\bum\b", voice) and re.search(r"\b(\w+) \1\b", voice)
     emails = [r["text"] for r in records if r["channel"] == "email"]
-    assert sum(t.count("\n\n") >= 3 for t in emails) >= 30  # several paragraphs
+    assert sum(t.count("\n\n") >= 3 for t in emails) >= 50  # greeting, two paragraphs, signature
+    assert sum(t.count("\n\n") >= 4 for t in emails) >= 15  # long: three or more paragraphs
 
 
 def test_held_back_plain_requests_are_the_test_plain_requests(records):
