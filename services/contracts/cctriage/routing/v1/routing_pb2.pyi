@@ -132,6 +132,18 @@ class ChannelLoad(_message.Message):
     capacity: int
     def __init__(self, channel: _Optional[_Union[_events_pb2.Channel, str]] = ..., active: _Optional[int] = ..., capacity: _Optional[int] = ...) -> None: ...
 
+class RouteConversationsRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[RouteConversationRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[RouteConversationRequest, _Mapping]]] = ...) -> None: ...
+
+class RouteConversationsResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[RouteConversationResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[RouteConversationResponse, _Mapping]]] = ...) -> None: ...
+
 class RouteConversationRequest(_message.Message):
     __slots__ = ("idempotency_key", "conversation_id", "tenant_id", "queue", "channel", "priority", "stress", "stressed", "reasons", "required_skills", "language", "customer_tier", "previous_agent_id", "flagged_at", "sequence")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]

@@ -53,6 +53,11 @@ class TriageRoutingStub:
                 request_serializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.WithdrawConversationRequest.SerializeToString,
                 response_deserializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.WithdrawConversationResponse.FromString,
                 _registered_method=True)
+        self.RouteConversations = channel.unary_unary(
+                '/cctriage.routing.v1.TriageRouting/RouteConversations',
+                request_serializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsRequest.SerializeToString,
+                response_deserializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsResponse.FromString,
+                _registered_method=True)
 
 
 class TriageRoutingServicer:
@@ -80,6 +85,17 @@ class TriageRoutingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RouteConversations(self, request, context):
+        """A batch of routes in one call (a stream processor's batch): each item is handled exactly
+        as RouteConversation would handle it, in order, and the answers come back in that order.
+        If any item is invalid the call fails with INVALID_ARGUMENT naming requests[i] and
+        nothing is applied. One RPC per conversation costs ~0.2 ms of server CPU in Python gRPC;
+        a batch amortises it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TriageRoutingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +113,11 @@ def add_TriageRoutingServicer_to_server(servicer, server):
                     servicer.WithdrawConversation,
                     request_deserializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.WithdrawConversationRequest.FromString,
                     response_serializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.WithdrawConversationResponse.SerializeToString,
+            ),
+            'RouteConversations': grpc.unary_unary_rpc_method_handler(
+                    servicer.RouteConversations,
+                    request_deserializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsRequest.FromString,
+                    response_serializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,6 +205,33 @@ class TriageRouting:
             '/cctriage.routing.v1.TriageRouting/WithdrawConversation',
             cctriage_dot_routing_dot_v1_dot_routing__pb2.WithdrawConversationRequest.SerializeToString,
             cctriage_dot_routing_dot_v1_dot_routing__pb2.WithdrawConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RouteConversations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cctriage.routing.v1.TriageRouting/RouteConversations',
+            cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsRequest.SerializeToString,
+            cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
