@@ -136,10 +136,11 @@ class DecodedEvent:
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WHITESPACE = re.compile(r"\s")
-# BCP 47 shape (RFC 5646 "langtag", without grandfathered tags): language, script, region,
-# variants, extensions, private use. Checks shape, not registry membership.
+# BCP 47 shape (RFC 5646 "langtag"): language, script, region, variants, extensions, private
+# use. Checks shape, not registry membership. The primary subtag is held to ISO 639's 2-3
+# letters: the 4-8 letter forms RFC 5646 reserves are unused, and "English" is a mistake.
 _LANGUAGE_TAG = re.compile(
-    r"^(?:[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{4,8})"
+    r"^(?:[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3})"
     r"(?:-[A-Za-z]{4})?"
     r"(?:-(?:[A-Za-z]{2}|[0-9]{3}))?"
     r"(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*"
