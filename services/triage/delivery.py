@@ -1,0 +1,187 @@
+"""Delivering flags to the routing service: the body of the ``route_flags`` agent.
+
+The ``conversation-flags`` topic is the outbox. The scoring agent writes a flag there (and
+waits for the broker's ack) before its source event's offset can be committed; this agent
+reads the flags, partition by partition in order, and makes one TriageRouting call per flag.
+faust acks a flag only when the body returns, i.e. after the routing service acknowledged the
+call, so its offset is committed only then. While routing is down the call is retried with
+exponential backoff and the flags behind it wait in Kafka, in order, while the scoring agent
+keeps consuming and scoring. A worker killed mid-call re-reads the flag; the flag id is the
+idempotency key, so the routing service answers "duplicate" instead of assigning twice, and
+the per-conversation sequence makes a late update "stale" instead of reordering state.
+
+A call the routing service refuses for good (e.g. INVALID_ARGUMENT) is logged and counted
+as "rejected" and skipped: retrying it would block every conversation behind it forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from cctriage.routing.v1 import routing_pb2, routing_pb2_grpc
+from cctriage.triage.v1 import triage_pb2
+from cctriage_triage import metrics
+from cctriage_triage.processor import SOURCE_TIMESTAMP_HEADER
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+    }
+)
+
+
+def routing_request(flag: triage_pb2.ConversationFlag) -> tuple[str, Any]:
+    """(rpc name, request) for a flag: RAISED routes, UPDATED/CLEARED update, WITHDRAWN withdraws."""
+    if flag.action == triage_pb2.FLAG_ACTION_RAISED:
+        request = routing_pb2.RouteConversationRequest(
+            idempotency_key=flag.flag_id,
+            conversation_id=flag.conversation_id,
+            tenant_id=flag.tenant_id,
+            queue=flag.queue,
+            channel=flag.channel,
+            priority=flag.priority,
+            stress=flag.stress,
+            stressed=flag.stressed,
+            reasons=flag.reasons,
+            required_skills=flag.required_skills,
+            language=flag.language,
+            customer_tier=flag.customer_tier,
+            previous_agent_id=flag.previous_agent_id,
+            sequence=flag.sequence,
+        )
+        request.flagged_at.CopyFrom(flag.flagged_at)
+        return "RouteConversation", request
+    if flag.action in (triage_pb2.FLAG_ACTION_UPDATED, triage_pb2.FLAG_ACTION_CLEARED):
+        return "UpdateConversation", routing_pb2.UpdateConversationRequest(
+            idempotency_key=flag.flag_id,
+            conversation_id=flag.conversation_id,
+            sequence=flag.sequence,
+            priority=flag.priority,
+            stress=flag.stress,
+            stressed=flag.stressed,
+            reasons=flag.reasons,
+        )
+    if flag.action == triage_pb2.FLAG_ACTION_WITHDRAWN:
+        return "WithdrawConversation", routing_pb2.WithdrawConversationRequest(
+            idempotency_key=flag.flag_id,
+            conversation_id=flag.conversation_id,
+            sequence=flag.sequence,
+            reason=flag.withdraw_reason or routing_pb2.WITHDRAW_REASON_CLOSED,
+        )
+    raise ValueError(f"action: {flag.action} is not a flag action this worker knows")
+
+
+def _source_timestamp(headers: Any) -> float | None:
+    items: Sequence[tuple[str, bytes]] = list(headers.items()) if isinstance(headers, dict) else headers or []
+    for name, value in items:
+        if name == SOURCE_TIMESTAMP_HEADER:
+            try:
+                return int(value) / 1000.0
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+class RoutingDelivery:
+    def __init__(self, target: str, timeout_s: float, backoff_initial_s: float, backoff_max_s: float) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.channel: grpc.aio.Channel | None = None
+        self.stub: routing_pb2_grpc.TriageRoutingStub | None = None
+
+    async def start(self) -> None:
+        self.channel = grpc.aio.insecure_channel(
+            self.target,
+            # Reconnect soon after the routing service comes back, not after gRPC's default
+            # backoff of up to two minutes.
+            options=[("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)],
+        )
+        self.stub = routing_pb2_grpc.TriageRoutingStub(self.channel)
+
+    async def stop(self) -> None:
+        if self.channel is not None:
+            await self.channel.close(grace=1.0)
+
+    async def deliver(self, value: bytes, headers: Any, keep_trying: Callable[[], bool]) -> str | None:
+        """Make the routing call for one flag: its outcome once acknowledged or rejected.
+
+        Returns None, without a successful call, when ``keep_trying()`` turns false (the worker
+        is stopping or its partitions are being revoked): the caller must then not ack the
+        flag, so it is delivered after the restart or by the partition's next owner.
+        """
+        flag = triage_pb2.ConversationFlag()
+        try:
+            flag.ParseFromString(value)
+            rpc, request = routing_request(flag)
+        except Exception as exc:  # noqa: BLE001 - a bad flag must not stop delivery
+            metrics.ROUTING_CALLS.labels("none", "rejected").inc()
+            log.error("unreadable flag skipped", extra={"error": type(exc).__name__})
+            return "rejected"
+        method = getattr(self.stub, rpc)
+        delay = self.backoff_initial_s
+        attempt = 0
+        while True:
+            if not keep_trying():
+                metrics.ROUTING_PENDING.set(0)
+                log.info("routing call handed back undelivered", extra={"rpc": rpc, "flag_id": flag.flag_id})
+                return None
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                response = await method(request, timeout=self.timeout_s, wait_for_ready=False)
+            except grpc.aio.AioRpcError as exc:
+                metrics.ROUTING_CALL_DURATION.labels(rpc).observe(time.perf_counter() - started)
+                if exc.code() not in RETRYABLE:
+                    metrics.ROUTING_CALLS.labels(rpc, "rejected").inc()
+                    log.error(
+                        "routing call rejected; flag skipped",
+                        extra={"rpc": rpc, "code": exc.code().name, "flag_id": flag.flag_id},
+                    )
+                    metrics.ROUTING_PENDING.set(0)
+                    return "rejected"
+                metrics.ROUTING_CALLS.labels(rpc, "retry").inc()
+                metrics.ROUTING_PENDING.set(1)
+                if attempt == 1 or attempt % 10 == 0:
+                    log.warning(
+                        "routing call failed; retrying",
+                        extra={"rpc": rpc, "code": exc.code().name, "attempt": attempt,
+                               "flag_id": flag.flag_id, "retry_in_s": round(delay, 3)},
+                    )
+                await self._sleep(delay, keep_trying)
+                delay = min(self.backoff_max_s, delay * 2)
+                continue
+            metrics.ROUTING_CALL_DURATION.labels(rpc).observe(time.perf_counter() - started)
+            metrics.ROUTING_PENDING.set(0)
+            stale = getattr(response, "stale", False)
+            outcome = "duplicate" if response.duplicate else "stale" if stale else "ok"
+            metrics.ROUTING_CALLS.labels(rpc, outcome).inc()
+            published = _source_timestamp(headers)
+            if published is not None:
+                metrics.EVENT_TO_ROUTE.observe(max(0.0, time.time() - published))
+            log.info(
+                "routing call acknowledged",
+                extra={"rpc": rpc, "outcome": outcome, "flag_id": flag.flag_id, "attempts": attempt},
+            )
+            return outcome
+
+    @staticmethod
+    async def _sleep(delay: float, keep_trying: Callable[[], bool]) -> None:
+        """Back off, but notice a stop or a revocation within 50 ms."""
+        deadline = time.monotonic() + delay
+        while keep_trying() and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))

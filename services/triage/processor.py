@@ -1,0 +1,353 @@
+"""From a batch of support events to scores, flags, alerts, dead letters and new state.
+
+``Triage.handle_batch`` is the body of the ``score_messages`` agent. For one batch it:
+
+1. decodes and validates every event (cctriage_common.events); an invalid one goes to the
+   dead-letter topic with its original bytes and the reason, and the batch goes on;
+2. drops events whose id the conversation has seen (re-publishes, replays after a crash);
+3. scores all customer messages of the batch in one ONNX run, in a worker thread so the
+   event loop keeps heart-beating, serving /metrics and delivering flags meanwhile;
+4. applies the events to the conversations in order (state.py, policy.py);
+5. writes every output and waits until the broker has acknowledged each one;
+6. only then writes the new conversation states to the table (its changelog).
+
+faust acks the batch's events after this returns, so an offset is committed only after the
+outputs are in Kafka. A crash between 5 and 6 replays the events: the outputs are written
+again (same event ids, same flag ids: consumers and the routing service drop the repeats).
+A crash after 6 finds the events in the state and drops them as duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from cctriage.events.v1 import events_pb2
+from cctriage.routing.v1 import routing_pb2
+from cctriage.triage.v1 import triage_pb2
+from cctriage_common import events as support_events
+from cctriage_triage import metrics, policy
+from cctriage_triage.policy import Action, PolicyConfig, Turn
+from cctriage_triage.state import CloseKind, ConversationState, FlagOutcome, Severity
+from faust import streams as faust_streams
+from google.protobuf.timestamp_pb2 import Timestamp
+
+log = logging.getLogger(__name__)
+
+# Kafka header on a flag: when the support event that caused it was published (ms since epoch),
+# so the delivery agent can measure event-to-route latency.
+SOURCE_TIMESTAMP_HEADER = "cctriage-source-timestamp-ms"
+
+CUSTOMER = events_pb2.AUTHOR_ROLE_CUSTOMER
+AGENT = events_pb2.AUTHOR_ROLE_AGENT
+ABANDONED_REASONS = (events_pb2.CLOSE_REASON_ABANDONED, events_pb2.CLOSE_REASON_TIMED_OUT)
+
+
+@contextlib.contextmanager
+def acting_for(event: Any) -> Iterator[None]:
+    """Make ``event`` faust's current event while writing the table.
+
+    A faust table writes its changelog to the partition of the current event. Inside
+    ``take_events`` the current event is the last one buffered, which may belong to another
+    partition; the state of a conversation must go to its own event's partition, or a worker
+    recovering that partition would not find it.
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+@dataclasses.dataclass
+class _Item:
+    """One support event of the batch on its way through."""
+
+    event: Any  # faust Event
+    decoded: events_pb2.SupportEvent
+    at: float  # event time (occurred_at, else the Kafka timestamp), seconds
+    published: float  # Kafka timestamp, seconds
+    scores: Any = None
+    cues: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass
+class Outputs:
+    """What one batch writes; sent together, awaited together."""
+
+    records: list[tuple[Any, bytes, bytes, list[tuple[str, bytes]] | None]] = dataclasses.field(
+        default_factory=list
+    )
+    flags: list[tuple[float, Action, int]] = dataclasses.field(default_factory=list)
+
+
+class Triage:
+    """The scoring side of the worker; the faust app wires topics, table and model into it."""
+
+    def __init__(
+        self,
+        *,
+        config: PolicyConfig,
+        conversations: Any,
+        message_scores: Any,
+        conversation_flags: Any,
+        supervisor_alerts: Any,
+        dead_letters: Any,
+        model_provider: Callable[[], Any],
+        dead_letter_headers: Callable[[str, str, Any], list[tuple[str, bytes]]],
+    ) -> None:
+        self.config = config
+        self.conversations = conversations
+        self.message_scores = message_scores
+        self.conversation_flags = conversation_flags
+        self.supervisor_alerts = supervisor_alerts
+        self.dead_letters = dead_letters
+        self.model_provider = model_provider
+        self.dead_letter_headers = dead_letter_headers
+        # ONNX Runtime releases the GIL; one thread keeps runs in order and the loop free.
+        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="onnx")
+
+    # -- the batch -------------------------------------------------------------------------------
+
+    async def handle_batch(self, batch: Sequence[Any]) -> None:
+        outputs = Outputs()
+        states: dict[str, ConversationState] = {}
+        last_event: dict[str, Any] = {}
+        items: list[_Item] = []
+
+        for event in batch:
+            item = self._validate(event, outputs)
+            if item is None:
+                continue
+            conversation_id = item.decoded.conversation_id
+            state = states.get(conversation_id)
+            if state is None:
+                state = self._load(conversation_id)
+                states[conversation_id] = state
+            if state.seen_before(item.decoded.event_id):
+                metrics.EVENTS.labels("duplicate").inc()
+                continue
+            state.remember(item.decoded.event_id)
+            last_event[conversation_id] = event
+            items.append(item)
+
+        to_score = [
+            item for item in items
+            if item.decoded.WhichOneof("payload") == "message_posted"
+            and item.decoded.message_posted.author_role == CUSTOMER
+        ]
+        if to_score:
+            await self._score(to_score)
+
+        for item in items:
+            self._apply(item, states[item.decoded.conversation_id], outputs)
+
+        await self._write(outputs)
+        for conversation_id, event in last_event.items():
+            with acting_for(event):
+                self.conversations[conversation_id] = states[conversation_id].to_dict()
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _validate(self, event: Any, outputs: Outputs) -> _Item | None:
+        message = event.message
+        value = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
+        key = message.key if isinstance(message.key, bytes | type(None)) else bytes(message.key)
+        result = support_events.decode_protobuf(value)
+        if not result.ok:
+            code = "undecodable" if result.event is None else "invalid"
+            self._dead_letter(outputs, event, key, value, code, result.reasons())
+            return None
+        decoded = result.event
+        if key is not None and key != decoded.conversation_id.encode():
+            self._dead_letter(
+                outputs, event, key, value, "key_mismatch",
+                "key: must be the conversation_id (UTF-8) so a conversation stays on one partition",
+            )
+            return None
+        published = message.timestamp or time.time()
+        at = decoded.occurred_at.ToNanoseconds() / 1e9 if decoded.HasField("occurred_at") else 0.0
+        return _Item(event, decoded, at or published, published)
+
+    def _dead_letter(self, outputs: Outputs, event: Any, key: bytes | None, value: bytes,
+                     code: str, reason: str) -> None:
+        metrics.EVENTS.labels("dead_lettered").inc()
+        metrics.DEAD_LETTERS.labels(code).inc()
+        log.warning(
+            "support event dead-lettered",
+            extra={"reason_code": code, "reason": reason, "partition": event.message.partition,
+                   "offset": event.message.offset},
+        )
+        headers = self.dead_letter_headers(code, reason, event.message)
+        outputs.records.append((self.dead_letters, key or b"", value, headers))
+
+    def _load(self, conversation_id: str) -> ConversationState:
+        stored = self.conversations.get(conversation_id)
+        if stored is None:
+            return ConversationState(conversation_id)
+        return ConversationState.from_dict(stored)
+
+    async def _score(self, items: list[_Item]) -> None:
+        texts = [item.decoded.message_posted.text for item in items]
+        model = self.model_provider()
+        started = time.perf_counter()
+        scores = await asyncio.get_running_loop().run_in_executor(self.executor, model.score, texts)
+        metrics.INFERENCE_DURATION.observe(time.perf_counter() - started)
+        metrics.INFERENCE_BATCH_SIZE.observe(len(texts))
+        for item, score in zip(items, scores, strict=True):
+            item.scores = score
+            item.cues = policy.detect_cues(item.decoded.message_posted.text)
+
+    def _apply(self, item: _Item, state: ConversationState, outputs: Outputs) -> None:
+        event = item.decoded
+        customer = event.customer
+        state.describe(event.tenant_id, event.queue, event.channel, customer.tier, customer.language, item.at)
+        kind = event.WhichOneof("payload")
+        outcome: FlagOutcome | None = None
+        outcome_label = "applied"
+        if state.closed and kind != "conversation_closed":
+            metrics.EVENTS.labels("after_close").inc()
+            return
+        if kind == "conversation_opened":
+            opened = event.conversation_opened
+            state.open(list(opened.required_skills), opened.previous_agent_id, opened.prior_contact_count)
+        elif kind == "message_posted":
+            posted = event.message_posted
+            if posted.author_role == CUSTOMER:
+                outcome_label = "scored"
+                scores = item.scores
+                turn = Turn(event.event_id, float(scores.stress), float(scores.negative),
+                            {k: float(v) for k, v in scores.emotions.items()}, item.at)
+                outputs.records.append(self._message_score(item, state))
+                outcome = state.customer_message(turn, item.cues, self.config)
+            elif posted.author_role == AGENT:
+                outcome = state.agent_message(item.at, self.config)
+            # Bot and system messages move no mood and answer nobody: nothing else changes.
+        elif kind == "agent_joined":
+            outcome = state.agent_joined(event.agent_joined.agent_id, item.at, self.config)
+        elif kind == "conversation_closed":
+            abandoned = event.conversation_closed.reason in ABANDONED_REASONS
+            outcome = state.close(CloseKind.ABANDONED if abandoned else CloseKind.CLOSED)
+        metrics.EVENTS.labels(outcome_label).inc()
+        if outcome is not None:
+            self._flag(item, state, outcome, outputs)
+
+    def _message_score(self, item: _Item, state: ConversationState) -> tuple:
+        scores = item.scores
+        event = item.decoded
+        message = triage_pb2.MessageScore(
+            event_id=event.event_id,
+            conversation_id=event.conversation_id,
+            tenant_id=event.tenant_id,
+            channel=event.channel,
+            model_version=self.model_provider().version,
+            negative=scores.negative,
+            neutral=scores.neutral,
+            positive=scores.positive,
+            emotions=dict(scores.emotions),
+            stress=scores.stress,
+        )
+        message.occurred_at.CopyFrom(_timestamp(item.at))
+        message.scored_at.GetCurrentTime()
+        metrics.MESSAGE_STRESS.observe(scores.stress)
+        for name in ("negative", "neutral", "positive"):
+            metrics.MESSAGE_SENTIMENT.labels(name).observe(getattr(scores, name))
+        return (self.message_scores, event.conversation_id.encode(), message.SerializeToString(), None)
+
+    def _flag(self, item: _Item, state: ConversationState, outcome: FlagOutcome, outputs: Outputs) -> None:
+        event = item.decoded
+        reasons = [routing_pb2.Reason(code=r.code, detail=r.detail, value=r.value) for r in outcome.reasons]
+        flag = triage_pb2.ConversationFlag(
+            flag_id=flag_id(event.conversation_id, outcome.sequence),
+            conversation_id=event.conversation_id,
+            tenant_id=state.tenant_id,
+            queue=state.queue,
+            action=int(outcome.action),
+            sequence=outcome.sequence,
+            priority=outcome.priority,
+            stress=outcome.stress,
+            stressed=outcome.stressed,
+            reasons=reasons,
+            event_id=event.event_id,
+            channel=state.channel,
+            customer_tier=state.tier,
+            language=state.language,
+            required_skills=[routing_pb2.SkillRequirement(skill=s) for s in state.required_skills],
+            previous_agent_id=state.previous_agent_id,
+            withdraw_reason=_withdraw_reason(outcome),
+        )
+        # Event time, not the wall clock: a replay must produce byte-identical flags.
+        flag.flagged_at.CopyFrom(_timestamp(item.at))
+        headers = [(SOURCE_TIMESTAMP_HEADER, str(int(item.published * 1000)).encode())]
+        key = event.conversation_id.encode()
+        outputs.records.append((self.conversation_flags, key, flag.SerializeToString(), headers))
+        outputs.flags.append((item.published, outcome.action, outcome.priority))
+        log.info(
+            "conversation flagged",
+            extra={"conversation_id": event.conversation_id, "action": outcome.action.name.lower(),
+                   "sequence": outcome.sequence, "priority": outcome.priority,
+                   "reasons": [r.code for r in outcome.reasons]},
+        )
+        if outcome.alert is not Severity.NONE:
+            alert = triage_pb2.SupervisorAlert(
+                alert_id=f"{flag.flag_id}/alert",
+                conversation_id=event.conversation_id,
+                tenant_id=state.tenant_id,
+                severity=int(outcome.alert),
+                summary=alert_summary(outcome, state.waiting_s(item.at)),
+                reasons=reasons,
+            )
+            alert.raised_at.CopyFrom(flag.flagged_at)
+            outputs.records.append((self.supervisor_alerts, key, alert.SerializeToString(), None))
+            metrics.ALERTS.labels(outcome.alert.name.lower()).inc()
+
+    async def _write(self, outputs: Outputs) -> None:
+        if not outputs.records:
+            return
+        futures = []
+        for topic, key, value, headers in outputs.records:
+            futures.append(await topic.send(key=key, value=value, headers=headers))
+        await asyncio.gather(*futures)
+        now = time.time()
+        for published, action, priority in outputs.flags:
+            metrics.EVENT_TO_FLAG.observe(max(0.0, now - published))
+            metrics.FLAGS.labels(action.name.lower(), policy.priority_band(priority)).inc()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+def flag_id(conversation_id: str, sequence: int) -> str:
+    """The routing idempotency key: the same flag, replayed or retried, has the same key."""
+    return f"{conversation_id}/{sequence}"
+
+
+def _withdraw_reason(outcome: FlagOutcome) -> int:
+    if outcome.close is CloseKind.ABANDONED:
+        return routing_pb2.WITHDRAW_REASON_ABANDONED
+    if outcome.close is CloseKind.CLOSED:
+        return routing_pb2.WITHDRAW_REASON_CLOSED
+    return routing_pb2.WITHDRAW_REASON_UNSPECIFIED
+
+
+def alert_summary(outcome: FlagOutcome, waiting_s: float) -> str:
+    """e.g. "mentions legal action, stress 0.93, waiting 4 min": codes and figures, no customer text."""
+    parts = [r.detail for r in outcome.reasons if r.code in policy.CUES_BY_CODE]
+    parts.append(f"stress {outcome.stress:.2f}")
+    parts.append(f"priority {outcome.priority}")
+    if waiting_s >= 60:
+        parts.append(f"waiting {waiting_s / 60:.0f} min")
+    return ", ".join(parts)
