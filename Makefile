@@ -20,6 +20,10 @@ test: install
 test-unit: install
 	$(BIN)/python -m pytest tests/unit
 
+# ARGS passes options through, e.g. make run ARGS="--rate 20 --duration 120 --seed 7"
+run: install
+	$(BIN)/cctriage-demo $(ARGS)
+
 proto: install
 	$(BIN)/python proto/generate.py
 
