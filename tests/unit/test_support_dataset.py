@@ -7,6 +7,7 @@ import json
 import re
 import sys
 from collections import Counter
+from difflib import SequenceMatcher
 from itertools import product
 from pathlib import Path
 
@@ -23,7 +24,8 @@ sys.modules[_spec.name] = builder  # dataclasses look their module up here
 _spec.loader.exec_module(builder)
 
 FIELDS = {"id", "text", "channel", "sentiment", "stressed", "category", "split"}
-NEAR_DUPLICATE_JACCARD = 0.6
+NEAR_DUPLICATE_JACCARD = 0.6  # word bigrams
+NEAR_DUPLICATE_RATIO = 0.8  # difflib ratio over the word sequence
 
 
 def _load(path: Path) -> list[dict]:
@@ -58,19 +60,45 @@ def test_no_two_messages_share_normalised_text(records):
     assert [t for t, n in counts.items() if n > 1] == []
 
 
-def _bigrams(text: str) -> set[tuple[str, ...]]:
-    words = builder.normalise(text).split()
-    return {tuple(words[i:i + 2]) for i in range(len(words) - 1)} or {tuple(words)}
-
-
-def test_no_test_message_is_a_near_duplicate_of_a_training_message(records):
-    train = [(r["id"], _bigrams(r["text"])) for r in records if r["split"] == "train"]
-    test = [(r["id"], _bigrams(r["text"])) for r in records if r["split"] == "test"]
+def _near_duplicates(records: list[dict]) -> list[tuple[str, str]]:
+    """Pairs that differ by a few words: same word sequence mostly, or mostly the same bigrams."""
+    words = [(r["id"], builder.normalise(r["text"]).split()) for r in records]
+    bigrams = [{tuple(w[i:i + 2]) for i in range(len(w) - 1)} or {tuple(w)} for _, w in words]
     close = []
-    for (test_id, a), (train_id, b) in product(test, train):
-        if len(a & b) / len(a | b) >= NEAR_DUPLICATE_JACCARD:
-            close.append((test_id, train_id))
-    assert close == []
+    matcher = SequenceMatcher(autojunk=False)
+    for i, (first_id, first) in enumerate(words):
+        matcher.set_seq2(first)
+        for j in range(i + 1, len(words)):
+            second_id, second = words[j]
+            a, b = bigrams[i], bigrams[j]
+            # Jaccard cannot reach the bar when one set is much smaller than the other.
+            if min(len(a), len(b)) >= NEAR_DUPLICATE_JACCARD * max(len(a), len(b)):
+                shared = len(a & b)
+                if shared / (len(a) + len(b) - shared) >= NEAR_DUPLICATE_JACCARD:
+                    close.append((first_id, second_id))
+                    continue
+            matcher.set_seq1(second)
+            if (matcher.real_quick_ratio() >= NEAR_DUPLICATE_RATIO
+                    and matcher.quick_ratio() >= NEAR_DUPLICATE_RATIO
+                    and matcher.ratio() >= NEAR_DUPLICATE_RATIO):
+                close.append((first_id, second_id))
+    return close
+
+
+def test_no_message_is_a_near_duplicate_of_another(records):
+    # Across the whole set, so in particular no test message echoes a training message.
+    assert _near_duplicates(records) == []
+
+
+def test_the_near_duplicate_check_catches_light_rewording_and_reordering():
+    messages = [
+        {"id": "sm-9001", "text": "Please reset my password."},
+        {"id": "sm-9002", "text": "please could you reset my password"},
+        {"id": "sm-9003", "text": "hi um yeah i just wanted to reset my password for the online account"},
+        {"id": "sm-9004", "text": "Thanks, all good now. Order 55120 arrived this morning."},
+        {"id": "sm-9005", "text": "Order 55120 arrived this morning. Thanks, all good now!"},
+    ]
+    assert _near_duplicates(messages) == [("sm-9001", "sm-9002"), ("sm-9004", "sm-9005")]
 
 
 def test_the_set_is_large_and_covers_every_category_and_channel(records):
