@@ -1,0 +1,784 @@
+"""The routing gRPC server: TriageRouting, AgentDesktop, Supervisor, health, reflection.
+
+One ``RoutingServer`` owns the engine, its lock, the journal, the timer thread, the offer
+streams and the decision publisher. Every mutating RPC runs the engine under the lock,
+hands the dirty rows to the journal in the same order, and answers only once they are
+committed (see journal.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cctriage.routing.v1 import routing_pb2 as pb
+from cctriage.routing.v1 import routing_pb2_grpc as pb_grpc
+from cctriage_routing import metrics
+from cctriage_routing.engine import (
+    ACCEPTED,
+    AGENT_NOT_READY,
+    D_OFFERED,
+    DECLINED,
+    OFFER_TIMED_OUT,
+    OFFLINE,
+    STATE_NAMES,
+    Agent,
+    Conversation,
+    Decision,
+    Engine,
+    RouteRequest,
+    RoutingError,
+)
+from cctriage_routing.journal import Journal, JournalError, collect
+from cctriage_routing.publisher import DecisionPublisher
+from cctriage_routing.settings import RoutingSettings
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = tuple(
+    pb.DESCRIPTOR.services_by_name[name].full_name for name in ("TriageRouting", "AgentDesktop", "Supervisor")
+)
+_DECISION_KIND_NAMES = {
+    v.number: v.name.removeprefix("DECISION_KIND_").lower() for v in pb.DecisionKind.DESCRIPTOR.values
+}
+_OUTCOME = {D_OFFERED: "offered", ACCEPTED: "accepted", DECLINED: "declined", OFFER_TIMED_OUT: "timed_out"}
+
+
+def _ts(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    if seconds > 0:
+        ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def _reasons(items: Any) -> list[pb.Reason]:
+    return [pb.Reason(code=c, detail=d, value=v) for c, d, v in items]
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def agent_status(agent: Agent) -> pb.AgentStatus:
+    return pb.AgentStatus(
+        agent_id=agent.agent_id,
+        tenant_id=agent.tenant_id,
+        tier=agent.tier,
+        state=agent.state,
+        state_reason=agent.state_reason,
+        state_since=_ts(agent.state_since),
+        skills=[pb.AgentSkill(skill=s, proficiency=p) for s, p in agent.skills.items()],
+        languages=list(agent.languages),
+        load=[
+            pb.ChannelLoad(
+                channel=ch, active=sum(1 for c in agent.conversations.values() if c == ch), capacity=cap
+            )
+            for ch, cap in agent.capacity.items()
+        ],
+        queues=list(agent.queues),
+        missed_offers=agent.missed_offers,
+        last_assignment_at=_ts(agent.last_assignment_at),
+        conversation_ids=list(agent.conversations),
+    )
+
+
+def decision_message(d: Decision) -> pb.RoutingDecision:
+    return pb.RoutingDecision(
+        decision_id=f"{d.conversation_id}:{d.kind}:{d.decided_at:.6f}:{d.offer_id}",
+        kind=d.kind,
+        conversation_id=d.conversation_id,
+        agent_id=d.agent_id,
+        tier=d.tier,
+        priority=d.priority,
+        effective_priority=d.effective_priority,
+        waited_seconds=d.waited,
+        reason=d.reason,
+        triage_reasons=_reasons(d.triage_reasons),
+        decided_at=_ts(d.decided_at),
+        tenant_id=d.tenant_id,
+        offer_id=d.offer_id,
+    )
+
+
+def _route_request(m: pb.RouteConversationRequest) -> RouteRequest:
+    flagged = m.flagged_at.seconds + m.flagged_at.nanos / 1e9 if m.HasField("flagged_at") else 0.0
+    return RouteRequest(
+        conversation_id=m.conversation_id,
+        tenant_id=m.tenant_id,
+        queue=m.queue,
+        channel=m.channel,
+        priority=m.priority,
+        stress=m.stress,
+        stressed=m.stressed,
+        reasons=tuple((r.code, r.detail, r.value) for r in m.reasons),
+        skills=tuple((s.skill, s.min_proficiency) for s in m.required_skills),
+        language=m.language,
+        customer_tier=m.customer_tier,
+        previous_agent_id=m.previous_agent_id,
+        flagged_at=flagged,
+        sequence=m.sequence,
+        idempotency_key=m.idempotency_key,
+    )
+
+
+# --------------------------------------------------------------------------- interceptor
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Records grpc_server_handled_total and grpc_server_handling_seconds for every RPC."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        _, _, full = handler_call_details.method.rpartition("/")
+        service = handler_call_details.method[1:].rpartition("/")[0]
+        method = full
+        handled = metrics.grpc_server_handled
+        seconds = metrics.grpc_server_handling_seconds.labels(service, method)
+
+        def _code(context) -> str:
+            code = context.code()
+            return (code or grpc.StatusCode.OK).name
+
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            def unary(request, context):
+                start = time.perf_counter()
+                try:
+                    response = inner(request, context)
+                except BaseException:
+                    code = context.code()
+                    handled.labels(service, method, (code or grpc.StatusCode.UNKNOWN).name).inc()
+                    seconds.observe(time.perf_counter() - start)
+                    raise
+                handled.labels(service, method, _code(context)).inc()
+                seconds.observe(time.perf_counter() - start)
+                return response
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream is not None:
+            inner_stream = handler.unary_stream
+
+            def stream(request, context):
+                start = time.perf_counter()
+                code_name = "OK"
+                try:
+                    yield from inner_stream(request, context)
+                except BaseException:
+                    code_name = (context.code() or grpc.StatusCode.UNKNOWN).name
+                    raise
+                finally:
+                    if code_name == "OK":
+                        code_name = _code(context)
+                    handled.labels(service, method, code_name).inc()
+                    seconds.observe(time.perf_counter() - start)
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream, handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
+# --------------------------------------------------------------------------- authentication
+
+
+class Auth:
+    """Who is calling: a bearer token or, with mutual TLS, the client certificate's CN."""
+
+    def __init__(self, settings: RoutingSettings) -> None:
+        self.enabled = settings.auth_enabled
+        self.tokens = settings.tokens()
+        self.mtls = bool(settings.tls_client_ca)
+
+    def principal(self, context: grpc.ServicerContext) -> str | None:
+        if not self.enabled:
+            return None
+        for key, value in context.invocation_metadata():
+            if key == "authorization":
+                scheme, _, token = value.partition(" ")
+                principal = self.tokens.get(token) if scheme.lower() == "bearer" else None
+                if principal is None:
+                    context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
+                return principal
+        if self.mtls:
+            names = context.auth_context().get("x509_common_name")
+            if names:
+                return names[0].decode()
+        context.abort(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "credentials required: send 'authorization: Bearer <token>' or a client certificate",
+        )
+        raise AssertionError("unreachable")
+
+    def require(self, context: grpc.ServicerContext, role: str) -> None:
+        principal = self.principal(context)
+        if principal is not None and principal != role:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{principal} may not call {role} methods")
+
+    def require_agent(self, context: grpc.ServicerContext, agent_id: str) -> None:
+        principal = self.principal(context)
+        if principal is None:
+            return
+        if not principal.startswith("agent:"):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{principal} may not call AgentDesktop methods")
+        if principal != f"agent:{agent_id}":
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{principal} may act only as agent {principal[6:]}, not as agent {agent_id or '(empty)'}",
+            )
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class RoutingServer:
+    def __init__(self, settings: RoutingSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.engine = Engine(settings.routing_config(), clock)
+        self.lock = threading.Lock()
+        self.journal = Journal(settings.journal_path, settings.journal_synchronous)
+        self.auth = Auth(settings)
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        for name in ("", *SERVICE_NAMES):
+            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.streams: dict[str, list[queue.SimpleQueue]] = {}
+        self.publisher = (
+            DecisionPublisher(settings.kafka_bootstrap_servers, settings.decisions_topic)
+            if settings.kafka_bootstrap_servers
+            else None
+        )
+        self._stopping = threading.Event()
+        self._timer_thread: threading.Thread | None = None
+        self._gauge_thread: threading.Thread | None = None
+        self.grpc_server: grpc.Server | None = None
+        self.port = 0
+        self.metrics_port = 0
+        self._metrics_http = None
+
+    # ------------------------------------------------------------- lifecycle
+
+    def start(self) -> int:
+        """Recover the journal, bind, start; SERVING only after all of that. Returns the port."""
+        started = time.perf_counter()
+        counts = self.journal.load(self.engine)
+        self.journal.start()
+        log.info(
+            "journal recovered",
+            extra={
+                **counts,
+                "seconds": round(time.perf_counter() - started, 3),
+                "path": self.settings.journal_path,
+            },
+        )
+        if self.settings.metrics_port >= 0:
+            from prometheus_client import start_http_server
+
+            server, _thread = start_http_server(
+                self.settings.metrics_port, addr=self.settings.metrics_host, registry=metrics.REGISTRY
+            )
+            self._metrics_http = server
+            self.metrics_port = server.server_port
+        if self.publisher is not None:
+            self.publisher.start()
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=self.settings.threads, thread_name_prefix="rpc"),
+            interceptors=[MetricsInterceptor()],
+            options=[("grpc.so_reuseport", 0)],
+        )
+        pb_grpc.add_TriageRoutingServicer_to_server(TriageRoutingServicer(self), server)
+        pb_grpc.add_AgentDesktopServicer_to_server(AgentDesktopServicer(self), server)
+        pb_grpc.add_SupervisorServicer_to_server(SupervisorServicer(self), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        self.port = self._bind(server)
+        server.start()
+        self.grpc_server = server
+        self._timer_thread = threading.Thread(target=self._run_timers, name="routing-timers", daemon=True)
+        self._timer_thread.start()
+        self._gauge_thread = threading.Thread(target=self._run_gauges, name="routing-gauges", daemon=True)
+        self._gauge_thread.start()
+        for name in ("", *SERVICE_NAMES):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        metrics.ready.set(1)
+        log.info("routing server serving", extra={"port": self.port, "metrics_port": self.metrics_port})
+        return self.port
+
+    def _bind(self, server: grpc.Server) -> int:
+        s = self.settings
+        if not s.tls_cert:
+            port = server.add_insecure_port(s.listen)
+        else:
+            key = Path(s.tls_key).read_bytes()
+            cert = Path(s.tls_cert).read_bytes()
+            ca = Path(s.tls_client_ca).read_bytes() if s.tls_client_ca else None
+            creds = grpc.ssl_server_credentials(
+                [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+            )
+            port = server.add_secure_port(s.listen, creds)
+        if port == 0:
+            raise RuntimeError(f"could not bind gRPC on {s.listen}")
+        return port
+
+    def stop(self, grace: float | None = None) -> None:
+        """Graceful stop: NOT_SERVING, finish in-flight RPCs, end streams, flush the journal."""
+        grace = self.settings.grace_seconds if grace is None else grace
+        for name in ("", *SERVICE_NAMES):
+            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        metrics.ready.set(0)
+        self._stopping.set()
+        with self.lock:
+            for queues in self.streams.values():
+                for q in queues:
+                    q.put(None)
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace).wait(grace + 1)
+        if self._timer_thread is not None:
+            self._timer_thread.join(timeout=5)
+        self.journal.close()
+        if self.publisher is not None:
+            self.publisher.close(timeout=max(1.0, grace))
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+        log.info("routing server stopped")
+
+    # ------------------------------------------------------------- the engine, under lock
+
+    def apply(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the engine; return once its state changes are durable."""
+        seq = 0
+        with self.lock:
+            try:
+                return_value = fn(*args, **kwargs)
+            finally:
+                ops = collect(self.engine)
+                decisions, events = self.engine.drain()
+                if ops or decisions or events:
+                    pushes = self._stream_pushes(events)
+                    seq = self.journal.submit(ops, after=lambda: self._after_commit(decisions, pushes))
+        if seq:
+            self.journal.wait(seq)
+        return return_value
+
+    def _stream_pushes(self, events: list[tuple]) -> list[tuple[str, pb.OfferEvent | None]]:
+        """Build the desktop messages now (under the lock), send them after the commit."""
+        pushes: list[tuple[str, pb.OfferEvent | None]] = []
+        if not self.streams:
+            return pushes
+        engine = self.engine
+        for event in events:
+            agent_id = event[1]
+            if agent_id not in self.streams:
+                continue
+            if event[0] == "offer":
+                offer = engine.offers.get(event[2])
+                if offer is not None:
+                    pushes.append((agent_id, pb.OfferEvent(offer=self._offer_message(offer))))
+            elif event[0] == "revoke":
+                _, _, offer_id, conv_id, reason = event
+                revoked = pb.OfferRevoked(offer_id=offer_id, conversation_id=conv_id, reason=reason)
+                pushes.append((agent_id, pb.OfferEvent(revoked=revoked)))
+            elif event[0] == "status":
+                agent = engine.agents[agent_id]
+                pushes.append((agent_id, pb.OfferEvent(status=agent_status(agent))))
+                if agent.state == OFFLINE:
+                    pushes.append((agent_id, None))
+        return pushes
+
+    def _offer_message(self, offer) -> pb.Offer:
+        conv: Conversation = self.engine.conversations[offer.conversation_id]
+        return pb.Offer(
+            offer_id=offer.offer_id,
+            conversation_id=conv.conversation_id,
+            channel=conv.channel,
+            priority=conv.priority,
+            stress=conv.stress,
+            stressed=conv.stressed,
+            reasons=_reasons(conv.reasons),
+            expires_at=_ts(offer.expires_at),
+            routing_reason=offer.reason,
+            waited_seconds=offer.waited,
+            language=conv.language,
+            customer_tier=conv.customer_tier,
+        )
+
+    def _after_commit(self, decisions: list[Decision], pushes: list) -> None:
+        for agent_id, message in pushes:
+            for q in self.streams.get(agent_id, ()):
+                q.put(message)
+        for d in decisions:
+            metrics.decisions.labels(_DECISION_KIND_NAMES.get(d.kind, "unknown")).inc()
+            outcome = _OUTCOME.get(d.kind)
+            if outcome is not None:
+                metrics.offers.labels(outcome).inc()
+            if d.kind == ACCEPTED:
+                metrics.assignments.labels(str(d.tier), d.reason_code).inc()
+                metrics.wait_seconds.labels(metrics.priority_band(d.priority), str(d.tier)).observe(d.waited)
+            elif d.kind == AGENT_NOT_READY:
+                metrics.agents_not_ready.inc()
+        if self.publisher is not None:
+            self.publisher.publish(decisions)
+
+    def _run_timers(self) -> None:
+        while not self._stopping.is_set():
+            with self.lock:
+                due = self.engine.next_timer()
+            now = self.engine.clock()
+            if due is not None and due <= now:
+                try:
+                    self.apply(self.engine.tick)
+                except JournalError:
+                    log.exception("timer tick could not be journaled")
+                    self._stopping.wait(1.0)
+                continue
+            wait = 0.2 if due is None else min(0.2, max(0.001, due - now))
+            self._stopping.wait(wait)
+
+    def _run_gauges(self) -> None:
+        while not self._stopping.wait(1.0):
+            self.refresh_gauges()
+
+    def refresh_gauges(self) -> None:
+        with self.lock:
+            bands = list(self.engine.waiting_by_band)
+            occupancy = self.engine.senior_occupancy()
+            counts: dict[tuple[str, str], int] = {}
+            for agent in self.engine.agents.values():
+                if agent.state != OFFLINE:
+                    key = (STATE_NAMES[agent.state], str(agent.tier))
+                    counts[key] = counts.get(key, 0) + 1
+        for name, value in zip(metrics.PRIORITY_BANDS, bands, strict=True):
+            metrics.queue_depth.labels(name).set(value)
+        metrics.senior_occupancy.set(occupancy)
+        for state in STATE_NAMES.values():
+            if state == "offline":
+                continue
+            for tier in range(1, self.settings.tiers + 1):
+                metrics.agents_by_state.labels(state, str(tier)).set(counts.get((state, str(tier)), 0))
+
+    # ------------------------------------------------------------- streams
+
+    def open_stream(self, agent_id: str) -> tuple[queue.SimpleQueue, list[pb.OfferEvent]]:
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        with self.lock:
+            agent = self.engine.agents.get(agent_id)
+            if agent is None:
+                raise RoutingError("NOT_FOUND", f"unknown agent {agent_id}")
+            first = [pb.OfferEvent(status=agent_status(agent))]
+            for offer_id in agent.offers:
+                first.append(pb.OfferEvent(offer=self._offer_message(self.engine.offers[offer_id])))
+            self.streams.setdefault(agent_id, []).append(q)
+        return q, first
+
+    def close_stream(self, agent_id: str, q: queue.SimpleQueue) -> None:
+        with self.lock:
+            queues = self.streams.get(agent_id, [])
+            if q in queues:
+                queues.remove(q)
+            if not queues:
+                self.streams.pop(agent_id, None)
+
+
+def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
+    if isinstance(exc, RoutingError):
+        context.abort(grpc.StatusCode[exc.code], exc.message)
+    if isinstance(exc, JournalError):
+        context.abort(grpc.StatusCode.UNAVAILABLE, f"state could not be made durable: {exc}")
+    raise exc
+
+
+class TriageRoutingServicer(pb_grpc.TriageRoutingServicer):
+    def __init__(self, server: RoutingServer) -> None:
+        self.s = server
+
+    def RouteConversation(self, request, context):  # noqa: N802
+        self.s.auth.require(context, "triage")
+        try:
+            r = self.s.apply(self.s.engine.route, _route_request(request))
+        except (RoutingError, JournalError) as exc:
+            _abort(context, exc)
+        return pb.RouteConversationResponse(
+            conversation_id=r.conversation_id, status=r.status, duplicate=r.duplicate, agent_id=r.agent_id
+        )
+
+    def RouteConversations(self, request, context):  # noqa: N802
+        self.s.auth.require(context, "triage")
+        items = [_route_request(m) for m in request.requests]
+        engine = self.s.engine
+
+        def route_all():
+            for i, item in enumerate(items):
+                try:
+                    engine.validate_route(item)
+                except RoutingError as exc:
+                    raise RoutingError(exc.code, f"requests[{i}].{exc.message}") from None
+            return [engine.route(item) for item in items]
+
+        try:
+            results = self.s.apply(route_all)
+        except (RoutingError, JournalError) as exc:
+            _abort(context, exc)
+        return pb.RouteConversationsResponse(
+            responses=[
+                pb.RouteConversationResponse(
+                    conversation_id=r.conversation_id,
+                    status=r.status,
+                    duplicate=r.duplicate,
+                    agent_id=r.agent_id,
+                )
+                for r in results
+            ]
+        )
+
+    def UpdateConversation(self, request, context):  # noqa: N802
+        self.s.auth.require(context, "triage")
+        try:
+            r = self.s.apply(
+                self.s.engine.update,
+                request.conversation_id,
+                request.sequence,
+                request.priority,
+                request.stress,
+                request.stressed,
+                tuple((x.code, x.detail, x.value) for x in request.reasons),
+                request.idempotency_key,
+            )
+        except (RoutingError, JournalError) as exc:
+            _abort(context, exc)
+        return pb.UpdateConversationResponse(
+            conversation_id=r.conversation_id, status=r.status, duplicate=r.duplicate, stale=r.stale
+        )
+
+    def WithdrawConversation(self, request, context):  # noqa: N802
+        self.s.auth.require(context, "triage")
+        try:
+            r = self.s.apply(
+                self.s.engine.withdraw,
+                request.conversation_id,
+                request.sequence,
+                request.reason,
+                request.idempotency_key,
+            )
+        except (RoutingError, JournalError) as exc:
+            _abort(context, exc)
+        return pb.WithdrawConversationResponse(
+            conversation_id=r.conversation_id, status=r.status, duplicate=r.duplicate, stale=r.stale
+        )
+
+
+class AgentDesktopServicer(pb_grpc.AgentDesktopServicer):
+    def __init__(self, server: RoutingServer) -> None:
+        self.s = server
+
+    def _call(self, context, agent_id: str, fn, *args):
+        self.s.auth.require_agent(context, agent_id)
+        try:
+            return self.s.apply(fn, *args)
+        except (RoutingError, JournalError) as exc:
+            _abort(context, exc)
+
+    def _status(self, agent_id: str) -> pb.AgentStatus:
+        with self.s.lock:
+            return agent_status(self.s.engine.agents[agent_id])
+
+    def Login(self, request, context):  # noqa: N802
+        self._call(
+            context,
+            request.agent_id,
+            self.s.engine.login,
+            request.agent_id,
+            request.tenant_id,
+            request.tier,
+            [(k.skill, k.proficiency) for k in request.skills],
+            list(request.languages),
+            [(c.channel, c.capacity) for c in request.capacities],
+            list(request.queues),
+        )
+        return self._status(request.agent_id)
+
+    def SetState(self, request, context):  # noqa: N802
+        self._call(
+            context,
+            request.agent_id,
+            self.s.engine.set_state,
+            request.agent_id,
+            request.state,
+            request.reason,
+            request.wrap_up_seconds,
+        )
+        return self._status(request.agent_id)
+
+    def Logout(self, request, context):  # noqa: N802
+        self._call(context, request.agent_id, self.s.engine.logout, request.agent_id)
+        return self._status(request.agent_id)
+
+    def StreamOffers(self, request, context):  # noqa: N802
+        self.s.auth.require_agent(context, request.agent_id)
+        try:
+            q, first = self.s.open_stream(request.agent_id)
+        except RoutingError as exc:
+            _abort(context, exc)
+        try:
+            yield from first
+            while context.is_active() and not self.s._stopping.is_set():
+                try:
+                    message = q.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if message is None:
+                    return
+                yield message
+        finally:
+            self.s.close_stream(request.agent_id, q)
+
+    def AcceptOffer(self, request, context):  # noqa: N802
+        conv = self._call(context, request.agent_id, self.s.engine.accept, request.agent_id, request.offer_id)
+        with self.s.lock:
+            tier = self.s.engine.agents[request.agent_id].tier
+        return pb.Assignment(
+            assignment_id=conv.assignment_id,
+            conversation_id=conv.conversation_id,
+            agent_id=request.agent_id,
+            tier=tier,
+            routing_reason=conv.routing_reason,
+            waited_seconds=max(0.0, conv.assigned_at - conv.enqueued_at),
+            assigned_at=_ts(conv.assigned_at),
+        )
+
+    def DeclineOffer(self, request, context):  # noqa: N802
+        self._call(
+            context,
+            request.agent_id,
+            self.s.engine.decline,
+            request.agent_id,
+            request.offer_id,
+            request.reason,
+        )
+        return pb.DeclineOfferResponse(offer_id=request.offer_id)
+
+    def CompleteConversation(self, request, context):  # noqa: N802
+        self._call(
+            context,
+            request.agent_id,
+            self.s.engine.complete,
+            request.agent_id,
+            request.conversation_id,
+            request.wrap_up_seconds,
+        )
+        return self._status(request.agent_id)
+
+    def TransferConversation(self, request, context):  # noqa: N802
+        conv = self._call(
+            context,
+            request.agent_id,
+            self.s.engine.transfer,
+            request.agent_id,
+            request.conversation_id,
+            request.target_agent_id,
+            [(k.skill, k.min_proficiency) for k in request.required_skills],
+            request.reason,
+        )
+        return pb.TransferConversationResponse(conversation_id=conv.conversation_id, status=conv.status)
+
+
+class SupervisorServicer(pb_grpc.SupervisorServicer):
+    def __init__(self, server: RoutingServer) -> None:
+        self.s = server
+
+    def GetQueueSnapshot(self, request, context):  # noqa: N802
+        self.s.auth.require(context, "supervisor")
+        engine = self.s.engine
+        with self.s.lock:
+            now = engine.clock()
+            chosen = engine.waiting(request.tenant_id, request.queue, request.limit or 100)
+            waiting = stressed = 0
+            oldest = 0.0
+            for c in engine.conversations.values():
+                if c.status != 1:
+                    continue
+                if request.tenant_id and c.tenant_id != request.tenant_id:
+                    continue
+                if request.queue and c.queue != request.queue:
+                    continue
+                waiting += 1
+                stressed += c.stressed
+                oldest = max(oldest, now - c.enqueued_at)
+            rows = [
+                pb.WaitingConversation(
+                    conversation_id=c.conversation_id,
+                    queue=c.queue,
+                    channel=c.channel,
+                    priority=c.priority,
+                    effective_priority=engine.effective_priority(c, now),
+                    stress=c.stress,
+                    stressed=c.stressed,
+                    waited_seconds=max(0.0, now - c.enqueued_at),
+                    tier_reach=c.tier_reach if c.stressed else engine.config.tiers,
+                    reasons=_reasons(c.reasons),
+                    status=c.status,
+                    offered_to=c.agent_id if c.status == 2 else "",
+                )
+                for c in chosen
+            ]
+        return pb.QueueSnapshot(
+            taken_at=_ts(now),
+            waiting=waiting,
+            waiting_stressed=stressed,
+            oldest_wait_seconds=oldest,
+            conversations=rows,
+        )
+
+    def GetAgentSnapshot(self, request, context):  # noqa: N802
+        self.s.auth.require(context, "supervisor")
+        engine = self.s.engine
+        with self.s.lock:
+            now = engine.clock()
+            agents = [
+                agent_status(a)
+                for a in engine.agents.values()
+                if not request.tenant_id or a.tenant_id == request.tenant_id
+            ]
+            occupancy = engine.senior_occupancy(request.tenant_id)
+        return pb.AgentSnapshot(taken_at=_ts(now), agents=agents, senior_occupancy_ratio=occupancy)
+
+
+def serve_forever(settings: RoutingSettings, stop: threading.Event) -> None:
+    """Run until ``stop`` is set (the entrypoint's SIGTERM handler sets it)."""
+    server = RoutingServer(settings)
+    server.start()
+    stop.wait()
+    server.stop()
+
+
+def wait_ready(
+    target: str, timeout: float = 30.0, credentials: grpc.ChannelCredentials | None = None
+) -> None:
+    """Block until the server at ``target`` reports SERVING on the health service."""
+    deadline = time.monotonic() + timeout
+    channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
+    with channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"routing server at {target} not SERVING after {timeout} s")
+            time.sleep(0.05)
