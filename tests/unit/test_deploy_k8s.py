@@ -98,7 +98,8 @@ def test_config_maps_referenced_by_pods_exist() -> None:
     for name, template in _pod_specs(resources).items():
         for container in template["spec"]["containers"]:
             for source in container.get("envFrom", []):
-                assert source["configMapRef"]["name"] in config_maps, name
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in config_maps, name
 
 
 def test_selectors_match_pod_labels() -> None:
