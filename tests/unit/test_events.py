@@ -20,6 +20,8 @@ from cctriage_common.events import (
 )
 from cctriage_common.settings import SettingsError, load
 from google.protobuf.internal import encoder
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 # 2026-11-22T06:26:40Z: fixed, so "in the future" is deterministic.
 NOW = float(calendar.timegm((2026, 11, 22, 6, 26, 40)))
@@ -366,3 +368,50 @@ def test_error_reasons_never_contain_text_of_any_string_field():
             target = target[key]
         target[path[-1]] = SECRET + "\x01"
         errors_of(event)  # asserts the secret is absent
+
+
+# --- never raises, whatever arrives ---------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+FIELD_NAMES = [
+    "eventId",
+    "channel",
+    "customer",
+    "occurredAt",
+    "messagePosted",
+    "metadata",
+    "conversationOpened",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(replacements=st.dictionaries(st.sampled_from(FIELD_NAMES), json_values, max_size=3))
+def test_decode_json_never_raises_and_always_names_a_reason(replacements):
+    result = decode_json(message_event() | replacements, now=NOW)
+    assert result.ok or all(error.reason for error in result.errors)
+    assert all("does not match the protobuf JSON mapping" not in e.reason for e in result.errors), (
+        "the field checker let through something json_format rejects"
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_decode_protobuf_never_raises(data):
+    result = decode_protobuf(data, now=NOW)
+    assert result.ok or result.errors
+
+
+@settings(max_examples=200, deadline=None)
+@given(position=st.integers(min_value=0), byte=st.integers(min_value=0, max_value=255))
+def test_decode_protobuf_survives_any_single_byte_corruption(position, byte):
+    data = bytearray(valid_proto().SerializeToString())
+    data[position % len(data)] = byte
+    result = decode_protobuf(bytes(data), now=NOW)
+    assert result.ok or result.errors
+    assert all(SECRET not in str(error) for error in result.errors)
