@@ -103,6 +103,7 @@ routing = RoutingDelivery(
     settings.routing_timeout_s,
     settings.routing_backoff_initial_s,
     settings.routing_backoff_max_s,
+    settings.routing_token,
 )
 
 

@@ -39,6 +39,10 @@ RETRYABLE = frozenset(
         grpc.StatusCode.INTERNAL,
         grpc.StatusCode.UNKNOWN,
         grpc.StatusCode.CANCELLED,
+        # A credentials problem is an operator's to fix; the flags wait in Kafka meanwhile
+        # (and cctriage_triage_routing_pending_flags says so) rather than being dropped.
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
     }
 )
 
@@ -96,8 +100,11 @@ def _source_timestamp(headers: Any) -> float | None:
 
 
 class RoutingDelivery:
-    def __init__(self, target: str, timeout_s: float, backoff_initial_s: float, backoff_max_s: float) -> None:
+    def __init__(
+        self, target: str, timeout_s: float, backoff_initial_s: float, backoff_max_s: float, token: str = ""
+    ) -> None:
         self.target = target
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else None
         self.timeout_s = timeout_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
@@ -143,7 +150,9 @@ class RoutingDelivery:
             attempt += 1
             started = time.perf_counter()
             try:
-                response = await method(request, timeout=self.timeout_s, wait_for_ready=False)
+                response = await method(
+                    request, timeout=self.timeout_s, metadata=self.metadata, wait_for_ready=False
+                )
             except grpc.aio.AioRpcError as exc:
                 metrics.ROUTING_CALL_DURATION.labels(rpc).observe(time.perf_counter() - started)
                 if exc.code() not in RETRYABLE:

@@ -26,6 +26,11 @@ INFERENCE_DURATION = Histogram(
     "Duration of one ONNX run (one batch).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+MODEL_ERRORS = Counter(
+    "cctriage_triage_model_errors_total",
+    "ONNX runs that raised; the batch is then scored message by message, and a message that "
+    "still fails is dead-lettered (reason model_error).",
+)
 MESSAGE_STRESS = Histogram(
     "cctriage_triage_message_stress_ratio", "Per-message stress 0..1 of scored customer messages.",
     buckets=RATIO_BUCKETS,

@@ -82,6 +82,7 @@ class _Item:
     published: float  # Kafka timestamp, seconds
     scores: Any = None
     cues: frozenset[str] = frozenset()
+    unscorable: bool = False
 
 
 @dataclasses.dataclass
@@ -150,9 +151,13 @@ class Triage:
             and item.decoded.message_posted.author_role == CUSTOMER
         ]
         if to_score:
-            await self._score(to_score)
+            await self._score(to_score, outputs)
 
         for item in items:
+            if item.unscorable:
+                # Not processed: a replay from the dead-letter topic must not count as a duplicate.
+                states[item.decoded.conversation_id].seen.remove(item.decoded.event_id)
+                continue
             self._apply(item, states[item.decoded.conversation_id], outputs)
 
         await self._write(outputs)
@@ -200,13 +205,31 @@ class Triage:
             return ConversationState(conversation_id)
         return ConversationState.from_dict(stored)
 
-    async def _score(self, items: list[_Item]) -> None:
+    async def _score(self, items: list[_Item], outputs: Outputs) -> None:
         texts = [item.decoded.message_posted.text for item in items]
         model = self.model_provider()
+        loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        scores = await asyncio.get_running_loop().run_in_executor(self.executor, model.score, texts)
-        metrics.INFERENCE_DURATION.observe(time.perf_counter() - started)
-        metrics.INFERENCE_BATCH_SIZE.observe(len(texts))
+        try:
+            scores = await loop.run_in_executor(self.executor, model.score, texts)
+        except Exception:  # noqa: BLE001 - one bad message must not stop the stream
+            metrics.MODEL_ERRORS.inc()
+            log.exception("ONNX run failed; scoring the batch message by message")
+            scores = []
+            for item, text in zip(items, texts, strict=True):
+                try:
+                    (one,) = await loop.run_in_executor(self.executor, model.score, [text])
+                except Exception as exc:  # noqa: BLE001
+                    metrics.MODEL_ERRORS.inc()
+                    message = item.event.message
+                    reason = f"message_posted.text: the model could not score it ({type(exc).__name__})"
+                    self._dead_letter(outputs, item.event, message.key, message.value, "model_error", reason)
+                    item.unscorable = True
+                    one = None
+                scores.append(one)
+        else:
+            metrics.INFERENCE_DURATION.observe(time.perf_counter() - started)
+            metrics.INFERENCE_BATCH_SIZE.observe(len(texts))
         for item, score in zip(items, scores, strict=True):
             item.scores = score
             item.cues = policy.detect_cues(item.decoded.message_posted.text)

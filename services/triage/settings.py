@@ -39,6 +39,10 @@ class TriageSettings:
     routing_target: str = env_field(
         "TRIAGE_ROUTING_TARGET", "127.0.0.1:50051", "host:port of the routing service (TriageRouting)."
     )
+    routing_token: str = env_field(
+        "TRIAGE_ROUTING_TOKEN", "",
+        "Bearer token sent to the routing service (its principal must be 'triage'); empty = none.",
+    )
     routing_timeout_s: float = env_field(
         "TRIAGE_ROUTING_TIMEOUT_S", 2.0, "Deadline of one routing call, in seconds."
     )
