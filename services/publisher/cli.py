@@ -20,7 +20,10 @@ import collections
 import dataclasses
 import json
 import logging
+import queue
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import IO, Any
@@ -91,6 +94,25 @@ def _read_delimited(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
         if len(data) < length:
             raise _StreamBroken(number, f"input ends after {len(data)} of {length} bytes")
         yield number, data
+
+
+def _feed(stream: IO[bytes], fmt: str, records: queue.Queue) -> None:
+    """Reader thread. Puts ("record", number, bytes), ("blank", number, None),
+    ("broken", number, reason) and finally ("end", 0, None)."""
+    try:
+        if fmt == "jsonl":
+            for number, line in _read_jsonl(stream):
+                records.put(("blank", number, None) if line is None else ("record", number, line))
+        else:
+            try:
+                for number, data in _read_delimited(stream):
+                    records.put(("record", number, data))
+            except _StreamBroken as broken:
+                records.put(("broken", *broken.args))
+    except (OSError, ValueError) as exc:  # closed or unreadable input
+        records.put(("broken", 0, f"input could not be read: {type(exc).__name__}"))
+    finally:
+        records.put(("end", 0, None))
 
 
 @dataclasses.dataclass
@@ -223,11 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     pending: collections.deque[tuple[int, PendingPublish]] = collections.deque()
 
     def settle(block: bool) -> None:
+        wrote = False
         while pending and (block or pending[0][1].done() or len(pending) > MAX_PENDING):
             number, item = pending.popleft()
             result = item.result(timeout=settings.delivery_timeout_s + 5)
             summary.count(result)
             reporter.record(number, result)
+            wrote = True
+        if wrote:
+            sys.stdout.flush()  # a live feed (tail -f | cctriage-publish -) sees results as they land
 
     def handle(number: int, decoded: DecodedEvent) -> None:
         if not decoded.ok:
@@ -241,26 +267,47 @@ def main(argv: list[str] | None = None) -> int:
             pending.append((number, publisher.send_valid(decoded.event)))
         settle(block=False)
 
+    # A reader thread feeds the main loop, so that results of a slow feed are reported while it
+    # waits, and SIGTERM/Ctrl-C are noticed even while the input blocks.
+    records: queue.Queue[tuple[str, int, Any]] = queue.Queue(maxsize=1000)
+    threading.Thread(target=_feed, args=(stream, args.format, records), daemon=True, name="input").start()
+    stopping = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+        previous = {
+            sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+    last_line = 0
     try:
-        if args.format == "jsonl":
-            for number, line in _read_jsonl(stream):
-                if line is None:
-                    summary.blank += 1
-                    continue
-                handle(number, decode_json(line, policy))
-        else:
+        while not stopping.is_set():
             try:
-                for number, data in _read_delimited(stream):
-                    handle(number, decode_protobuf(data, policy))
-            except _StreamBroken as broken:
-                number, reason = broken.args
-                error = ValidationError("", f"{reason}; the rest of the input cannot be read")
+                kind, number, data = records.get(timeout=0.2)
+            except queue.Empty:
+                settle(block=False)
+                continue
+            if kind == "end":
+                break
+            last_line = number
+            if kind == "blank":
+                summary.blank += 1
+            elif kind == "broken":
+                error = ValidationError("", f"{data}; the rest of the input cannot be read")
                 pending.append(
                     (number, PendingPublish("", result=PublishResult("", "invalid", errors=(error,))))
                 )
-    except KeyboardInterrupt:
-        print("cctriage-publish: interrupted; reporting what was sent", file=sys.stderr)
+            elif args.format == "jsonl":
+                handle(number, decode_json(data, policy))
+            else:
+                handle(number, decode_protobuf(data, policy))
     finally:
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
+        if stopping.is_set():
+            print(
+                f"cctriage-publish: interrupted after {unit} {last_line}; what was read is reported below, "
+                "nothing after it was read",
+                file=sys.stderr,
+            )
         settle(block=True)
         if publisher is not None:
             publisher.close(timeout=settings.delivery_timeout_s)
@@ -273,11 +320,12 @@ def main(argv: list[str] | None = None) -> int:
             "dry_run": args.dry_run,
             "topic": topic,
             "idempotent": publisher.idempotent if publisher is not None else None,
+            "interrupted": stopping.is_set(),
             "seconds": round(time.monotonic() - started, 3),
         },
     )
     sys.stdout.flush()
-    all_ok = summary.invalid == 0 and summary.failed == 0
+    all_ok = summary.invalid == 0 and summary.failed == 0 and not stopping.is_set()
     return EXIT_OK if all_ok else EXIT_SOME_FAILED
 
 

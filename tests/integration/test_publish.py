@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -126,7 +127,6 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60
         consumer.close()
 
 
-@pytest.mark.slow
 def test_thousand_valid_and_ten_malformed_events_publish_exactly_once(tmp_path, kafka_topics):
     topic = kafka_topics.create(partitions=4, purpose="support-events")
     valid = [make_event(c, t) for c in range(50) for t in range(20)]
@@ -225,6 +225,36 @@ def test_cli_publishes_length_delimited_protobuf(tmp_path, kafka_topics):
     assert out[-1].startswith("4 records: 3 published, 1 invalid")
     records = consume_all(kafka_topics.bootstrap, topic, expected=3)
     assert sorted(r.value for r in records) == sorted(e.SerializeToString(deterministic=True) for e in events)
+
+
+def test_live_feed_gets_results_as_they_land_and_sigterm_flushes_and_reports(kafka_topics):
+    topic = kafka_topics.create(partitions=2, purpose="support-events")
+    proc = subprocess.Popen(
+        [*cli_command(), "-", "--bootstrap-servers", kafka_topics.bootstrap, "--topic", topic],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    watchdog = threading.Timer(60, proc.kill)  # readline() has no timeout: bound the test anyway
+    watchdog.start()
+    try:
+        proc.stdin.write((json.dumps(make_event(8, 0)) + "\n" + json.dumps(make_event(8, 1)) + "\n").encode())
+        proc.stdin.flush()
+        # stdin stays open, as with `tail -f events.jsonl | cctriage-publish -`: results still come.
+        first = [proc.stdout.readline().decode() for _ in range(2)]
+        assert first[0].startswith("line 1: evt-008-000: OK partition")
+        assert first[1].startswith("line 2: evt-008-001: OK partition")
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 1, "interrupted: not everything the feed had was published"
+    assert out.decode().splitlines()[-1].startswith("2 lines: 2 published, 0 invalid, 0 failed")
+    assert "interrupted after line 2" in err.decode()
+    assert len(consume_all(kafka_topics.bootstrap, topic, expected=2)) == 2
 
 
 def test_cli_exits_zero_when_every_line_is_published(kafka_topics):
