@@ -32,11 +32,15 @@ from . import demo
 class SimSettings:
     bootstrap_servers: str = env_field("KAFKA_BOOTSTRAP_SERVERS", "", "Kafka to publish traffic to.")
     topic_prefix: str = env_field("CCTRIAGE_TOPIC_PREFIX", "", "Prepended to every topic name.")
-    tenant_id: str = env_field("CCTRIAGE_DEMO_TENANT", "acme-telecom", "Tenant of the simulated contact centre.")
+    tenant_id: str = env_field(
+        "CCTRIAGE_DEMO_TENANT", "acme-telecom", "Tenant of the simulated contact centre."
+    )
     agent_tokens: str = env_field(
         "CCTRIAGE_SIM_AGENT_TOKENS", "", "agent_id=token,... for the routing service's bearer auth."
     )
-    metrics_port: int = env_field("CCTRIAGE_SIM_METRICS_PORT", 9470, "Port of the simulator's /metrics; -1 = off.")
+    metrics_port: int = env_field(
+        "CCTRIAGE_SIM_METRICS_PORT", 9470, "Port of the simulator's /metrics; -1 = off."
+    )
     pace: float = env_field("CCTRIAGE_DEMO_PACE", 1.0, "Scales every simulated duration; 2 = slower.")
 
     def agent_token_map(self) -> dict[str, str]:
@@ -80,11 +84,18 @@ def traffic_main(argv: list[str]) -> int:
     if not settings.bootstrap_servers:
         raise SettingsError("KAFKA_BOOTSTRAP_SERVERS is required")
     _serve_metrics(settings)
-    generator = TrafficGenerator(seed=args.seed, rate=args.rate, run_id=demo._run_id(args.seed),
-                                 pace=settings.pace, tenant_id=settings.tenant_id)
-    publisher = SupportEventPublisher(settings.bootstrap_servers,
-                                      topics.SUPPORT_EVENTS.full_name(settings.topic_prefix),
-                                      client_id="cctriage-sim-traffic")
+    generator = TrafficGenerator(
+        seed=args.seed,
+        rate=args.rate,
+        run_id=demo._run_id(args.seed),
+        pace=settings.pace,
+        tenant_id=settings.tenant_id,
+    )
+    publisher = SupportEventPublisher(
+        settings.bootstrap_servers,
+        topics.SUPPORT_EVENTS.full_name(settings.topic_prefix),
+        client_id="cctriage-sim-traffic",
+    )
     traffic = demo.TrafficPublisher(generator, publisher)
 
     def on_decision(value: bytes) -> None:
@@ -95,9 +106,13 @@ def traffic_main(argv: list[str]) -> int:
             traffic.on_accepted(decision.conversation_id, decision.agent_id)
 
     async def run(stop: asyncio.Event) -> None:
-        watcher = asyncio.ensure_future(demo.watch_topics(
-            settings.bootstrap_servers, {topics.ROUTING_DECISIONS.full_name(settings.topic_prefix): on_decision},
-            stop))
+        watcher = asyncio.ensure_future(
+            demo.watch_topics(
+                settings.bootstrap_servers,
+                {topics.ROUTING_DECISIONS.full_name(settings.topic_prefix): on_decision},
+                stop,
+            )
+        )
         try:
             await traffic.run(stop)
         finally:
@@ -132,15 +147,29 @@ def agents_main(argv: list[str]) -> int:
 
         if event.kind in ("accepted", "declined", "ignored", "completed", "error"):
             metrics.AGENT_REACTIONS.labels(event.kind).inc()
-        log.info("agent %s", event.kind, extra={"agent_id": event.agent_id, "conversation_id": event.conversation_id,
-                                                "detail": event.detail})
+        log.info(
+            "agent %s",
+            event.kind,
+            extra={
+                "agent_id": event.agent_id,
+                "conversation_id": event.conversation_id,
+                "detail": event.detail,
+            },
+        )
 
     def metadata_for(agent_id: str) -> tuple[tuple[str, str], ...]:
         token = tokens.get(agent_id)
         return (("authorization", f"Bearer {token}"),) if token else ()
 
-    pool = AgentPool(args.routing, build_roster(args.agents, args.seed), notify, seed=args.seed,
-                     tenant_id=settings.tenant_id, pace=settings.pace, metadata_for=metadata_for)
+    pool = AgentPool(
+        args.routing,
+        build_roster(args.agents, args.seed),
+        notify,
+        seed=args.seed,
+        tenant_id=settings.tenant_id,
+        pace=settings.pace,
+        metadata_for=metadata_for,
+    )
     asyncio.run(_until_signal(pool.run))
     return 0
 

@@ -32,12 +32,27 @@ Channel = events_pb2.Channel
 SKILLS = list(texts.TOPICS)
 # Concurrent conversations per channel (voice is always one at a time).
 CAPACITY: dict[int, dict[int, int]] = {
-    1: {Channel.CHANNEL_CHAT: 2, Channel.CHANNEL_EMAIL: 3, Channel.CHANNEL_VOICE: 1,
-        Channel.CHANNEL_SOCIAL: 2, Channel.CHANNEL_SMS: 2},
-    2: {Channel.CHANNEL_CHAT: 3, Channel.CHANNEL_EMAIL: 4, Channel.CHANNEL_VOICE: 1,
-        Channel.CHANNEL_SOCIAL: 2, Channel.CHANNEL_SMS: 3},
-    3: {Channel.CHANNEL_CHAT: 3, Channel.CHANNEL_EMAIL: 5, Channel.CHANNEL_VOICE: 1,
-        Channel.CHANNEL_SOCIAL: 3, Channel.CHANNEL_SMS: 3},
+    1: {
+        Channel.CHANNEL_CHAT: 2,
+        Channel.CHANNEL_EMAIL: 3,
+        Channel.CHANNEL_VOICE: 1,
+        Channel.CHANNEL_SOCIAL: 2,
+        Channel.CHANNEL_SMS: 2,
+    },
+    2: {
+        Channel.CHANNEL_CHAT: 3,
+        Channel.CHANNEL_EMAIL: 4,
+        Channel.CHANNEL_VOICE: 1,
+        Channel.CHANNEL_SOCIAL: 2,
+        Channel.CHANNEL_SMS: 3,
+    },
+    3: {
+        Channel.CHANNEL_CHAT: 3,
+        Channel.CHANNEL_EMAIL: 5,
+        Channel.CHANNEL_VOICE: 1,
+        Channel.CHANNEL_SOCIAL: 3,
+        Channel.CHANNEL_SMS: 3,
+    },
 }
 # Seconds an agent works a conversation before completing it, per channel (before pace).
 HANDLE_SECONDS: dict[int, tuple[float, float]] = {
@@ -64,8 +79,9 @@ class AgentProfile:
             tier=self.tier,
             skills=[routing_pb2.AgentSkill(skill=s, proficiency=p) for s, p in sorted(self.skills.items())],
             languages=list(self.languages),
-            capacities=[routing_pb2.ChannelCapacity(channel=c, capacity=n)
-                        for c, n in sorted(self.capacities.items())],
+            capacities=[
+                routing_pb2.ChannelCapacity(channel=c, capacity=n) for c, n in sorted(self.capacities.items())
+            ],
         )
 
 
@@ -122,8 +138,9 @@ class AgentBehaviour:
             # Reading a stressed conversation's reasons takes a moment longer.
             return Reaction("accept", self.rng.uniform(0.5, 2.5 if offer.stressed else 1.5))
         if roll < self.accept + self.decline:
-            reason = self.rng.choice(["finishing notes on another case", "about to go on a break",
-                                      "not my area"])
+            reason = self.rng.choice(
+                ["finishing notes on another case", "about to go on a break", "not my area"]
+            )
             return Reaction("decline", self.rng.uniform(0.5, 2.0), reason)
         return Reaction("ignore", 0.0)
 
@@ -184,11 +201,13 @@ class SimulatedAgent:
             # Reconnecting after a dropped stream: the server still has the session.
             if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
-        stream = self.stub.StreamOffers(routing_pb2.StreamOffersRequest(agent_id=agent_id),
-                                        metadata=self.metadata)
+        stream = self.stub.StreamOffers(
+            routing_pb2.StreamOffersRequest(agent_id=agent_id), metadata=self.metadata
+        )
         status = await self.stub.SetState(
             routing_pb2.SetStateRequest(agent_id=agent_id, state=routing_pb2.AGENT_STATE_AVAILABLE),
-            metadata=self.metadata)
+            metadata=self.metadata,
+        )
         self.state = status.state
         self._event("logged_in")
         reader = asyncio.ensure_future(self._read(stream))
@@ -206,22 +225,31 @@ class SimulatedAgent:
             with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
                 await asyncio.wait_for(
                     self.stub.Logout(routing_pb2.LogoutRequest(agent_id=agent_id), metadata=self.metadata),
-                    timeout=2.0)
+                    timeout=2.0,
+                )
 
     async def _read(self, stream) -> None:
         async for event in stream:
             which = event.WhichOneof("event")
             if which == "offer":
                 offer = event.offer
-                self._event("offered", offer.conversation_id, detail=offer.routing_reason,
-                            stressed=offer.stressed, waited_seconds=offer.waited_seconds)
+                self._event(
+                    "offered",
+                    offer.conversation_id,
+                    detail=offer.routing_reason,
+                    stressed=offer.stressed,
+                    waited_seconds=offer.waited_seconds,
+                )
                 self._tasks[offer.offer_id] = self._spawn(self._answer(offer))
             elif which == "revoked":
                 task = self._tasks.pop(event.revoked.offer_id, None)
                 if task is not None:
                     task.cancel()
-                self._event("revoked", event.revoked.conversation_id,
-                            detail=routing_pb2.OfferEndReason.Name(event.revoked.reason))
+                self._event(
+                    "revoked",
+                    event.revoked.conversation_id,
+                    detail=routing_pb2.OfferEndReason.Name(event.revoked.reason),
+                )
             elif which == "status":
                 self._on_status(event.status)
 
@@ -245,9 +273,11 @@ class SimulatedAgent:
     async def _set_available(self, reason: str) -> None:
         try:
             status = await self.stub.SetState(
-                routing_pb2.SetStateRequest(agent_id=self.profile.agent_id,
-                                            state=routing_pb2.AGENT_STATE_AVAILABLE, reason=reason),
-                metadata=self.metadata)
+                routing_pb2.SetStateRequest(
+                    agent_id=self.profile.agent_id, state=routing_pb2.AGENT_STATE_AVAILABLE, reason=reason
+                ),
+                metadata=self.metadata,
+            )
             self.state = status.state
         except grpc.aio.AioRpcError as exc:
             self._event("error", detail=f"SetState: {exc.code().name} {exc.details()}")
@@ -262,14 +292,19 @@ class SimulatedAgent:
             await asyncio.sleep(reaction.delay)
             if reaction.action == "decline":
                 await self.stub.DeclineOffer(
-                    routing_pb2.DeclineOfferRequest(agent_id=agent_id, offer_id=offer.offer_id,
-                                                    reason=reaction.reason), metadata=self.metadata)
-                self._event("declined", offer.conversation_id, detail=reaction.reason,
-                            stressed=offer.stressed)
+                    routing_pb2.DeclineOfferRequest(
+                        agent_id=agent_id, offer_id=offer.offer_id, reason=reaction.reason
+                    ),
+                    metadata=self.metadata,
+                )
+                self._event(
+                    "declined", offer.conversation_id, detail=reaction.reason, stressed=offer.stressed
+                )
                 return
             assignment = await self.stub.AcceptOffer(
                 routing_pb2.AcceptOfferRequest(agent_id=agent_id, offer_id=offer.offer_id),
-                metadata=self.metadata)
+                metadata=self.metadata,
+            )
         except grpc.aio.AioRpcError as exc:
             # The offer expired or was withdrawn while the agent was reading it.
             self._event("error", offer.conversation_id, detail=f"{exc.code().name}: {exc.details()}")
@@ -277,9 +312,13 @@ class SimulatedAgent:
         finally:
             self._tasks.pop(offer.offer_id, None)
         self.conversations.add(offer.conversation_id)
-        self._event("accepted", offer.conversation_id,
-                    detail=assignment.routing_reason or offer.routing_reason,
-                    stressed=offer.stressed, waited_seconds=assignment.waited_seconds)
+        self._event(
+            "accepted",
+            offer.conversation_id,
+            detail=assignment.routing_reason or offer.routing_reason,
+            stressed=offer.stressed,
+            waited_seconds=assignment.waited_seconds,
+        )
         self._spawn(self._work(offer))
 
     async def _work(self, offer: routing_pb2.Offer) -> None:
@@ -287,13 +326,18 @@ class SimulatedAgent:
         wrap_up = self.behaviour.wrap_up_seconds()
         try:
             await self.stub.CompleteConversation(
-                routing_pb2.CompleteConversationRequest(agent_id=self.profile.agent_id,
-                                                        conversation_id=offer.conversation_id,
-                                                        wrap_up_seconds=wrap_up), metadata=self.metadata)
+                routing_pb2.CompleteConversationRequest(
+                    agent_id=self.profile.agent_id,
+                    conversation_id=offer.conversation_id,
+                    wrap_up_seconds=wrap_up,
+                ),
+                metadata=self.metadata,
+            )
             self._event("completed", offer.conversation_id, detail=f"wrap-up {wrap_up} s")
         except grpc.aio.AioRpcError as exc:
-            self._event("error", offer.conversation_id,
-                        detail=f"Complete: {exc.code().name}: {exc.details()}")
+            self._event(
+                "error", offer.conversation_id, detail=f"Complete: {exc.code().name}: {exc.details()}"
+            )
         finally:
             self.conversations.discard(offer.conversation_id)
 
@@ -310,6 +354,7 @@ class AgentPool:
         tenant_id: str = "acme-telecom",
         pace: float = 1.0,
         metadata_for: Callable[[str], Sequence[tuple[str, str]]] = lambda agent_id: (),
+        behaviour_for: Callable[[AgentProfile], AgentBehaviour] | None = None,
     ) -> None:
         self.target = target
         self.roster = list(roster)
@@ -318,22 +363,33 @@ class AgentPool:
         self.tenant_id = tenant_id
         self.pace = pace
         self.metadata_for = metadata_for
+        self.behaviour_for = behaviour_for or (
+            lambda profile: AgentBehaviour(random.Random(f"{seed}/{profile.agent_id}"), pace=pace)
+        )
         self.agents: list[SimulatedAgent] = []
 
     async def run(self, stop: asyncio.Event) -> None:
         async with grpc.aio.insecure_channel(self.target) as channel:
             self.agents = [
-                SimulatedAgent(profile, AgentBehaviour(random.Random(f"{self.seed}/{profile.agent_id}"),
-                                                       pace=self.pace),
-                               channel, self.tenant_id, self.notify, self.metadata_for(profile.agent_id))
+                SimulatedAgent(
+                    profile,
+                    self.behaviour_for(profile),
+                    channel,
+                    self.tenant_id,
+                    self.notify,
+                    self.metadata_for(profile.agent_id),
+                )
                 for profile in self.roster
             ]
-            results = await asyncio.gather(*(self._keep_running(agent, stop) for agent in self.agents),
-                                           return_exceptions=True)
+            results = await asyncio.gather(
+                *(self._keep_running(agent, stop) for agent in self.agents), return_exceptions=True
+            )
             for agent, result in zip(self.agents, results, strict=True):
                 if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                    log.warning("agent stopped with an error", extra={"agent_id": agent.profile.agent_id,
-                                                                      "error": repr(result)})
+                    log.warning(
+                        "agent stopped with an error",
+                        extra={"agent_id": agent.profile.agent_id, "error": repr(result)},
+                    )
 
     async def _keep_running(self, agent: SimulatedAgent, stop: asyncio.Event) -> None:
         """A dropped stream is reopened after a pause, as a desktop reconnects."""
@@ -341,7 +397,13 @@ class AgentPool:
             try:
                 await agent.run(stop)
             except grpc.aio.AioRpcError as exc:
-                agent.notify(PoolEvent("error", agent.profile.agent_id, agent.profile.tier,
-                                       detail=f"{exc.code().name}: {exc.details()}"))
+                agent.notify(
+                    PoolEvent(
+                        "error",
+                        agent.profile.agent_id,
+                        agent.profile.tier,
+                        detail=f"{exc.code().name}: {exc.details()}",
+                    )
+                )
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=2.0)

@@ -58,7 +58,9 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class DemoSettings:
-    tenant_id: str = env_field("CCTRIAGE_DEMO_TENANT", "acme-telecom", "Tenant of the simulated contact centre.")
+    tenant_id: str = env_field(
+        "CCTRIAGE_DEMO_TENANT", "acme-telecom", "Tenant of the simulated contact centre."
+    )
     work_dir: str = env_field(
         "CCTRIAGE_DEMO_DIR", "", "Where child logs and state go; empty = a new temporary directory (kept)."
     )
@@ -66,22 +68,29 @@ class DemoSettings:
         "CCTRIAGE_DEMO_START_TIMEOUT_S", 180.0, "Longest wait for one service to report ready, in seconds."
     )
     stop_timeout_s: float = env_field(
-        "CCTRIAGE_DEMO_STOP_TIMEOUT_S", 20.0,
+        "CCTRIAGE_DEMO_STOP_TIMEOUT_S",
+        20.0,
         "Longest wait for a service to exit after SIGTERM before it is killed, in seconds.",
     )
-    routing_port: int = env_field("CCTRIAGE_DEMO_ROUTING_PORT", 0, "gRPC port of the routing service; 0 = free.")
+    routing_port: int = env_field(
+        "CCTRIAGE_DEMO_ROUTING_PORT", 0, "gRPC port of the routing service; 0 = free."
+    )
     metrics_port: int = env_field(
         "CCTRIAGE_DEMO_METRICS_PORT", 0, "Port of the simulator's own /metrics; 0 = a free port."
     )
     pace: float = env_field(
-        "CCTRIAGE_DEMO_PACE", 1.0, "Scales every simulated duration (turn gaps, handling, wrap-up); 2 = slower."
+        "CCTRIAGE_DEMO_PACE",
+        1.0,
+        "Scales every simulated duration (turn gaps, handling, wrap-up); 2 = slower.",
     )
 
     def validate(self) -> None:
         if self.pace <= 0:
             raise SettingsError(f"CCTRIAGE_DEMO_PACE={self.pace} must be positive")
         if self.start_timeout_s <= 0 or self.stop_timeout_s <= 0:
-            raise SettingsError("CCTRIAGE_DEMO_START_TIMEOUT_S and CCTRIAGE_DEMO_STOP_TIMEOUT_S must be positive")
+            raise SettingsError(
+                "CCTRIAGE_DEMO_START_TIMEOUT_S and CCTRIAGE_DEMO_STOP_TIMEOUT_S must be positive"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +103,11 @@ class Tokens:
 
     @classmethod
     def fresh(cls, agent_ids: list[str]) -> Tokens:
-        return cls(secrets.token_urlsafe(18), secrets.token_urlsafe(18),
-                   {agent_id: secrets.token_urlsafe(18) for agent_id in agent_ids})
+        return cls(
+            secrets.token_urlsafe(18),
+            secrets.token_urlsafe(18),
+            {agent_id: secrets.token_urlsafe(18) for agent_id in agent_ids},
+        )
 
     def routing_setting(self) -> str:
         """The ROUTING_AUTH_TOKENS value: token=principal,..."""
@@ -174,15 +186,21 @@ class TrafficPublisher:
 
 
 async def watch_topics(
-    bootstrap: str, handlers: dict[str, Callable[[bytes], None]], stop: asyncio.Event,
+    bootstrap: str,
+    handlers: dict[str, Callable[[bytes], None]],
+    stop: asyncio.Event,
     ready: asyncio.Event | None = None,
 ) -> None:
     """Read topics from the start without a consumer group (a viewer commits nothing)."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
-        *handlers, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-        enable_auto_commit=False, client_id="cctriage-demo-view",
+        *handlers,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        client_id="cctriage-demo-view",
     )
     await consumer.start()
     if ready is not None:
@@ -196,22 +214,33 @@ async def watch_topics(
                     try:
                         handle(record.value)
                     except DecodeError:
-                        log.warning("undecodable record", extra={"topic": partition.topic,
-                                                                 "offset": record.offset})
+                        log.warning(
+                            "undecodable record", extra={"topic": partition.topic, "offset": record.offset}
+                        )
     finally:
         await consumer.stop()
 
 
-async def poll_snapshots(target: str, tenant_id: str, state: LiveState, stop: asyncio.Event,
-                         every_s: float = 1.5, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+async def poll_snapshots(
+    target: str,
+    tenant_id: str,
+    state: LiveState,
+    stop: asyncio.Event,
+    every_s: float = 1.5,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
         supervisor = routing_pb2_grpc.SupervisorStub(channel)
         while not stop.is_set():
             try:
                 state.queue = await supervisor.GetQueueSnapshot(
-                    routing_pb2.QueueSnapshotRequest(tenant_id=tenant_id, limit=200), timeout=2, metadata=metadata)
+                    routing_pb2.QueueSnapshotRequest(tenant_id=tenant_id, limit=200),
+                    timeout=2,
+                    metadata=metadata,
+                )
                 state.agents = await supervisor.GetAgentSnapshot(
-                    routing_pb2.AgentSnapshotRequest(tenant_id=tenant_id), timeout=2, metadata=metadata)
+                    routing_pb2.AgentSnapshotRequest(tenant_id=tenant_id), timeout=2, metadata=metadata
+                )
             except grpc.aio.AioRpcError as exc:
                 log.debug("snapshot failed: %s", exc.code().name)
             with contextlib.suppress(TimeoutError):
@@ -299,25 +328,38 @@ class Demo:
 
     async def _start_and_show(self) -> None:
         args, settings = self.args, self.settings
-        work = Path(settings.work_dir) if settings.work_dir else Path(tempfile.mkdtemp(prefix="cctriage-demo-"))
+        work = (
+            Path(settings.work_dir) if settings.work_dir else Path(tempfile.mkdtemp(prefix="cctriage-demo-"))
+        )
         work.mkdir(parents=True, exist_ok=True)
-        self.say(f"cctriage demo: rate {args.rate} events/s, {args.agents} agents, {args.workers} triage "
-                 f"worker(s), seed {args.seed}; logs in {work}")
+        self.say(
+            f"cctriage demo: rate {args.rate} events/s, {args.agents} agents, {args.workers} triage "
+            f"worker(s), seed {args.seed}; logs in {work}"
+        )
         broker_settings = load(BrokerSettings)
         topic_settings = load(topics.TopicSettings)
         bootstrap = broker_settings.bootstrap_servers
         if bootstrap:
             self.say(f"using Kafka at {bootstrap} (KAFKA_BOOTSTRAP_SERVERS)")
         else:
-            self.broker = EmbeddedBroker(broker_settings.embedded_broker, data_dir=work / "broker",
-                                         start_timeout_s=broker_settings.start_timeout_s,
-                                         stop_timeout_s=broker_settings.stop_timeout_s)
-            if not await self.step(f"starting broker ({broker_settings.embedded_broker})",
-                                   lambda: asyncio.to_thread(self._start_broker)):
+            self.broker = EmbeddedBroker(
+                broker_settings.embedded_broker,
+                data_dir=work / "broker",
+                start_timeout_s=broker_settings.start_timeout_s,
+                stop_timeout_s=broker_settings.stop_timeout_s,
+            )
+            if not await self.step(
+                f"starting broker ({broker_settings.embedded_broker})",
+                lambda: asyncio.to_thread(self._start_broker),
+            ):
                 return
             bootstrap = self.broker.bootstrap
-        if not await self.step("creating topics", lambda: asyncio.to_thread(
-                lambda: f"{len(topics.ensure_topics(bootstrap, settings=topic_settings))} topics")):
+        if not await self.step(
+            "creating topics",
+            lambda: asyncio.to_thread(
+                lambda: f"{len(topics.ensure_topics(bootstrap, settings=topic_settings))} topics"
+            ),
+        ):
             return
 
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, PYTHONUNBUFFERED="1")
@@ -339,8 +381,10 @@ class Demo:
         # A livelier demo than the production defaults; the environment still wins.
         routing_env.setdefault("ROUTING_OFFER_TIMEOUT_SECONDS", "10")
         routing = self._child("routing", [sys.executable, "-m", "cctriage_routing"], work, routing_env)
-        if not await self.step(f"starting routing service on {target}",
-                               lambda: routing.wait_ready(lambda: grpc_serving(target), settings.start_timeout_s)):
+        if not await self.step(
+            f"starting routing service on {target}",
+            lambda: routing.wait_ready(lambda: grpc_serving(target), settings.start_timeout_s),
+        ):
             return
         self.urls.append(f"routing http://127.0.0.1:{routing_metrics}/metrics")
 
@@ -359,18 +403,30 @@ class Demo:
             )
             if broker_settings.embedded_broker == "tansu" and not broker_settings.bootstrap_servers:
                 worker_env.setdefault("TRIAGE_PRODUCER_MAX_BATCH_SIZE", "1")  # see docs/broker.md
-            workers.append((self._child(f"triage-{n}", [sys.executable, "-m", "cctriage_triage"], work, worker_env),
-                            port))
+            workers.append(
+                (
+                    self._child(f"triage-{n}", [sys.executable, "-m", "cctriage_triage"], work, worker_env),
+                    port,
+                )
+            )
         for child, port in workers:
             self.urls.append(f"{child.name} http://127.0.0.1:{port}/metrics")
 
         async def all_ready() -> str:
-            await asyncio.gather(*(child.wait_ready(lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz"),
-                                                    settings.start_timeout_s) for child, port in workers))
+            await asyncio.gather(
+                *(
+                    child.wait_ready(
+                        lambda p=port: http_ok(f"http://127.0.0.1:{p}/readyz"), settings.start_timeout_s
+                    )
+                    for child, port in workers
+                )
+            )
             return "model loaded, partitions assigned"
 
-        if not await self.step(f"starting {args.workers} triage worker(s)", all_ready):
+        if workers and not await self.step(f"starting {args.workers} triage worker(s)", all_ready):
             return
+        if not workers:
+            self.say("no triage workers (--workers 0): nothing will be flagged or routed")
 
         metrics_port = settings.metrics_port or free_port()
         from prometheus_client import start_http_server
@@ -380,23 +436,50 @@ class Demo:
 
         # The live view reads what the pipeline decides from its topics.
         prefix = topic_settings.prefix
-        generator = TrafficGenerator(seed=args.seed, rate=args.rate, run_id=_run_id(args.seed),
-                                     agent_ids=[a.agent_id for a in build_roster(args.agents, args.seed)],
-                                     pace=settings.pace, tenant_id=settings.tenant_id)
+        generator = TrafficGenerator(
+            seed=args.seed,
+            rate=args.rate,
+            run_id=_run_id(args.seed),
+            agent_ids=[a.agent_id for a in build_roster(args.agents, args.seed)],
+            pace=settings.pace,
+            tenant_id=settings.tenant_id,
+        )
         from cctriage_publish.client import SupportEventPublisher
 
         self.publisher = await asyncio.to_thread(
-            SupportEventPublisher, bootstrap, topics.SUPPORT_EVENTS.full_name(prefix), client_id="cctriage-demo")
+            SupportEventPublisher,
+            bootstrap,
+            topics.SUPPORT_EVENTS.full_name(prefix),
+            client_id="cctriage-demo",
+        )
         self.traffic = TrafficPublisher(generator, self.publisher, self.state)
         watching = asyncio.Event()
-        self.tasks.append(asyncio.ensure_future(watch_topics(bootstrap, {
-            topics.CONVERSATION_FLAGS.full_name(prefix): self._on_flag,
-            topics.ROUTING_DECISIONS.full_name(prefix): self._on_decision,
-        }, self.stop, watching)))
+        self.tasks.append(
+            asyncio.ensure_future(
+                watch_topics(
+                    bootstrap,
+                    {
+                        topics.CONVERSATION_FLAGS.full_name(prefix): self._on_flag,
+                        topics.ROUTING_DECISIONS.full_name(prefix): self._on_decision,
+                    },
+                    self.stop,
+                    watching,
+                )
+            )
+        )
         if not await self.step("watching flags and routing decisions", watching.wait):
             return
-        self.tasks.append(asyncio.ensure_future(poll_snapshots(
-            target, settings.tenant_id, self.state, self.stop, metadata=self.tokens.supervisor_metadata())))
+        self.tasks.append(
+            asyncio.ensure_future(
+                poll_snapshots(
+                    target,
+                    settings.tenant_id,
+                    self.state,
+                    self.stop,
+                    metadata=self.tokens.supervisor_metadata(),
+                )
+            )
+        )
 
         roster = build_roster(args.agents, args.seed)
         logged_in = asyncio.Event()
@@ -411,21 +494,31 @@ class Demo:
                 if len(seen) == len(roster):
                     logged_in.set()
 
-        pool = AgentPool(target, roster, on_pool, seed=args.seed, tenant_id=settings.tenant_id, pace=settings.pace,
-                         metadata_for=self.tokens.agent_metadata)
+        pool = AgentPool(
+            target,
+            roster,
+            on_pool,
+            seed=args.seed,
+            tenant_id=settings.tenant_id,
+            pace=settings.pace,
+            metadata_for=self.tokens.agent_metadata,
+        )
         self.tasks.append(asyncio.ensure_future(pool.run(self.stop)))
         tiers = {t: sum(a.tier == t for a in roster) for t in sorted({a.tier for a in roster})}
         if not await self.step(
-                f"logging in {len(roster)} agents (" + ", ".join(f"{n} tier {t}" for t, n in tiers.items()) + ")",
-                lambda: asyncio.wait_for(logged_in.wait(), 30)):
+            f"logging in {len(roster)} agents (" + ", ".join(f"{n} tier {t}" for t, n in tiers.items()) + ")",
+            lambda: asyncio.wait_for(logged_in.wait(), 30),
+        ):
             return
 
         pids = ", ".join(f"{c.name} {c.pid}" for c in self.children)
         broker_pid = f"broker {self.broker.process.pid}, " if self.broker and self.broker.process else ""
         self.say(f"processes: {broker_pid}{pids}")
         self.say("metrics: " + "  ".join(self.urls))
-        self.say(f"starting traffic: {args.rate} events/s, seed {args.seed}"
-                 + (f", for {args.duration:.0f} s" if args.duration else ", until Ctrl+C"))
+        self.say(
+            f"starting traffic: {args.rate} events/s, seed {args.seed}"
+            + (f", for {args.duration:.0f} s" if args.duration else ", until Ctrl+C")
+        )
         self.state.traffic_started = time.time()
         self.state.started = self.state.traffic_started
         self.tasks.append(asyncio.ensure_future(self.traffic.run(self.stop)))
@@ -477,8 +570,9 @@ class Demo:
         while not self.stop.is_set():
             for child in self.children:
                 if not child.running():
-                    self.state.note(f"EXITED    {child.name} with code {child.process.returncode}; "
-                                    f"log {child.log_path}")
+                    self.state.note(
+                        f"EXITED    {child.name} with code {child.process.returncode}; log {child.log_path}"
+                    )
                     self.view.refresh()
                     self.stop.set()
                     self.exit_code = 1
@@ -526,12 +620,15 @@ class Demo:
         if self.state.traffic_started:
             senior = summary["flag_to_senior_s"]
             self.say(
-                f"summary: {summary['events_published']} events, {summary['conversations_started']} conversations "
+                f"summary: {summary['events_published']} events, "
+                f"{summary['conversations_started']} conversations "
                 f"({summary['stressed_conversations_started']} with a stressed customer), "
                 f"{summary['conversations_flagged']} flagged by triage, "
-                f"{senior['count']} routed to tier 1 (flag -> senior p50 {senior['p50']} s, max {senior['max']} s), "
+                f"{senior['count']} routed to tier 1 "
+                f"(flag -> senior p50 {senior['p50']} s, max {senior['max']} s), "
                 f"accepted by tier {summary['accepted_by_tier']}, first senior route after "
-                f"{summary['first_senior_route_after_traffic_s']} s of traffic")
+                f"{summary['first_senior_route_after_traffic_s']} s of traffic"
+            )
         if self.args.summary:
             Path(self.args.summary).write_text(json.dumps(summary, indent=2) + "\n")
 
@@ -542,16 +639,26 @@ def _run_id(seed: int) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cctriage-demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="cctriage-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rate", type=_positive(float), default=8.0, help="support events per second (8)")
-    parser.add_argument("--duration", type=_non_negative, default=0.0,
-                        help="seconds of traffic, then stop (0 = until Ctrl+C)")
+    parser.add_argument(
+        "--duration", type=_non_negative, default=0.0, help="seconds of traffic, then stop (0 = until Ctrl+C)"
+    )
     parser.add_argument("--agents", type=_positive(int), default=20, help="simulated agents (20)")
-    parser.add_argument("--workers", type=_positive(int), default=2, help="triage worker processes (2)")
+    parser.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=2,
+        help="triage worker processes (2); 0 runs no triage, so nothing gets flagged or routed",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of traffic and agents (1)")
-    parser.add_argument("--plain", action="store_true",
-                        help="print plain lines instead of the live dashboard (default when not a terminal)")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="print plain lines instead of the live dashboard (default when not a terminal)",
+    )
     parser.add_argument("--summary", metavar="PATH", help="write the run's figures as JSON at the end")
     return parser
 
@@ -564,6 +671,13 @@ def _positive(kind: type) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
 
 
 def _non_negative(text: str) -> float:

@@ -86,16 +86,19 @@ class ChildProcess:
         while True:
             if not self.running():
                 code = self.process.returncode if self.process else None
-                raise ChildError(f"{self.name} exited with code {code} before it was ready; "
-                                 f"log {self.log_path}:\n{self.tail()}")
+                raise ChildError(
+                    f"{self.name} exited with code {code} before it was ready; "
+                    f"log {self.log_path}:\n{self.tail()}"
+                )
             try:
                 if await check():
                     return time.monotonic() - started
             except Exception:  # noqa: BLE001 - not ready yet (connection refused, 503, ...)
                 pass
             if time.monotonic() - started > timeout_s:
-                raise ChildError(f"{self.name} was not ready after {timeout_s:.0f} s; "
-                                 f"log {self.log_path}:\n{self.tail()}")
+                raise ChildError(
+                    f"{self.name} was not ready after {timeout_s:.0f} s; log {self.log_path}:\n{self.tail()}"
+                )
             await asyncio.sleep(0.2)
 
     def signal_group(self, signum: int) -> None:

@@ -71,6 +71,9 @@ TURN_GAP: dict[int, tuple[float, float]] = {
     Channel.CHANNEL_SOCIAL: (3.0, 8.0),
     Channel.CHANNEL_EMAIL: (6.0, 14.0),
 }
+# Share of the steady number of open conversations opened in the first WARM_WINDOW_S seconds.
+WARM_FILL = 0.7
+WARM_WINDOW_S = 10.0
 FRONTLINE_AGENTS = [f"frontline-{n:02d}" for n in range(1, 13)]
 BOT_ID = "bot-assist"
 SOURCE = "cctriage-sim"
@@ -146,8 +149,9 @@ class _Styler:
         if self.channel == Channel.CHANNEL_EMAIL and self.language == "en":
             body = text
             if rng.random() < 0.5:
-                body += " " + rng.choice(texts.DETAIL).format(ref=_ref(rng), digits=_digits(rng),
-                                                              day=rng.choice(texts.DAYS))
+                body += " " + rng.choice(texts.DETAIL).format(
+                    ref=_ref(rng), digits=_digits(rng), day=rng.choice(texts.DAYS)
+                )
             return f"{rng.choice(texts.EMAIL_GREETING)}\n\n{body}\n\n{rng.choice(texts.EMAIL_SIGNOFF)}"
         if self.channel == Channel.CHANNEL_SOCIAL:
             tags = texts.SOCIAL_TAGS_UPSET if upset else texts.SOCIAL_TAGS_CALM
@@ -203,6 +207,7 @@ class TrafficGenerator:
         agent_ids: Sequence[str] = (),
         pace: float = 1.0,
         tenant_id: str = "acme-telecom",
+        warm_start: bool = True,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
@@ -216,10 +221,17 @@ class TrafficGenerator:
         self.start = start or dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
         self.agent_ids = list(agent_ids)
         self._rng = random.Random(seed)
-        self.mean_events_per_conversation = self._calibrate()
+        self.mean_events_per_conversation, self.mean_conversation_seconds = self._calibrate()
         self.conversation_rate = rate / self.mean_events_per_conversation
         self._arrivals = random.Random(seed ^ 0x5EED)
-        self._next_arrival = 0.0
+        self._poisson_next = 0.0
+        # A warm start: the contact centre is already busy when the run begins, so the stream is
+        # near its rate within seconds instead of after a conversation's length.
+        self._warm: list[float] = []
+        if warm_start:
+            count = round(self.conversation_rate * self.mean_conversation_seconds * WARM_FILL)
+            window = WARM_WINDOW_S * pace
+            self._warm = sorted((self._arrivals.uniform(0, window) for _ in range(count)), reverse=True)
         self._conversation_seq = itertools.count(1)
         self._heap: list[tuple[float, int, str, int, str, object]] = []
         self._tiebreak = itertools.count()
@@ -239,7 +251,12 @@ class TrafficGenerator:
         rng = random.Random(self.seed + 7919)
         plans = [probe._plan(rng, f"probe-{n}") for n in range(400)]
         # opened + turns + agent joined + closed
-        return sum(len(p.before_agent) + len(p.after_agent) + 3 for p in plans) / len(plans)
+        events = sum(len(p.before_agent) + len(p.after_agent) + 3 for p in plans) / len(plans)
+        seconds = sum(
+            sum(t.gap for t in p.before_agent) + p.frontline_after + sum(t.gap for t in p.after_agent)
+            for p in plans
+        ) / len(plans)
+        return events, seconds
 
     def _plan(self, rng: random.Random, conversation_id: str) -> ConversationPlan:
         persona = str(_pick(rng, PERSONA_MIX))
@@ -272,8 +289,11 @@ class TrafficGenerator:
 
         def fill(template: str) -> str:
             return template.format(
-                thing=rng.choice(topic["thing"]), issue=rng.choice(topic["issue"]), ref=_ref(rng),
-                digits=_digits(rng), day=rng.choice(texts.DAYS),
+                thing=rng.choice(topic["thing"]),
+                issue=rng.choice(topic["issue"]),
+                ref=_ref(rng),
+                digits=_digits(rng),
+                day=rng.choice(texts.DAYS),
                 minutes=rng.randint(5, 25),
             )
 
@@ -298,8 +318,11 @@ class TrafficGenerator:
             before.append(say(bank["detail"]))
             if persona == "escalating":
                 before += [say(bank["annoyed"], True), say(bank["angry"], True), say(bank["angry"], True)]
-            after = [agent_says(texts.AGENT_GREETING), agent_says(texts.AGENT_RESOLUTION[queue]),
-                     say(bank["thanks"])]
+            after = [
+                agent_says(texts.AGENT_GREETING),
+                agent_says(texts.AGENT_RESOLUTION[queue]),
+                say(bank["thanks"]),
+            ]
         else:
             if persona == "repeat":
                 issue = rng.choice(topic["issue"])
@@ -316,35 +339,60 @@ class TrafficGenerator:
                 before += [say(texts.DETAIL) for _ in range(rng.randint(0, 2))]
                 if persona == "tricky_calm" and rng.random() < 0.5:
                     before.append(say(texts.CALM_TRICKY))
-                after = [agent_says(texts.AGENT_GREETING), say(texts.DETAIL),
-                         agent_says(texts.AGENT_RESOLUTION[queue]), say(texts.THANKS)]
+                after = [
+                    agent_says(texts.AGENT_GREETING),
+                    say(texts.DETAIL),
+                    agent_says(texts.AGENT_RESOLUTION[queue]),
+                    say(texts.THANKS),
+                ]
             elif persona == "escalating":
                 before += [say(texts.DETAIL), say(texts.MILD, True)]
                 if has_bot:
                     before.append(bot_says(texts.BOT_WAIT))
-                before += [say(texts.ANNOYED, True), say(texts.ANGRY, True), say(texts.THREAT, True),
-                           say(texts.ANGRY, True), say(texts.THREAT, True)]
-                after = [agent_says(texts.AGENT_GREETING), agent_says(texts.AGENT_EMPATHY),
-                         say(texts.STILL_UPSET, True), agent_says(texts.AGENT_RESOLUTION[queue])]
+                before += [
+                    say(texts.ANNOYED, True),
+                    say(texts.ANGRY, True),
+                    say(texts.THREAT, True),
+                    say(texts.ANGRY, True),
+                    say(texts.THREAT, True),
+                ]
+                after = [
+                    agent_says(texts.AGENT_GREETING),
+                    agent_says(texts.AGENT_EMPATHY),
+                    say(texts.STILL_UPSET, True),
+                    agent_says(texts.AGENT_RESOLUTION[queue]),
+                ]
                 after.append(say(texts.RESIGNED, True) if rng.random() < 0.4 else say(texts.CALMING))
             elif persona == "calming":
                 before += [say(texts.ANNOYED, True), say(texts.ANGRY, True)]
                 if rng.random() < 0.5:
                     before.append(say(texts.MILD, True))
-                after = [agent_says(texts.AGENT_GREETING), agent_says(texts.AGENT_EMPATHY),
-                         say(texts.CALMING), agent_says(texts.AGENT_RESOLUTION[queue]), say(texts.CALMING),
-                         say(texts.THANKS)]
+                after = [
+                    agent_says(texts.AGENT_GREETING),
+                    agent_says(texts.AGENT_EMPATHY),
+                    say(texts.CALMING),
+                    agent_says(texts.AGENT_RESOLUTION[queue]),
+                    say(texts.CALMING),
+                    say(texts.THANKS),
+                ]
             elif persona == "repeat":
                 before += [say(texts.ANNOYED, True), say(texts.REPEAT, True)]
                 if rng.random() < 0.5:
                     before.append(say(texts.THREAT, True))
-                after = [agent_says(texts.AGENT_EMPATHY),
-                         say(texts.STILL_UPSET if rng.random() < 0.5 else texts.CALMING, True),
-                         agent_says(texts.AGENT_RESOLUTION[queue]), say(texts.THANKS)]
+                after = [
+                    agent_says(texts.AGENT_EMPATHY),
+                    say(texts.STILL_UPSET if rng.random() < 0.5 else texts.CALMING, True),
+                    agent_says(texts.AGENT_RESOLUTION[queue]),
+                    say(texts.THANKS),
+                ]
             else:  # anxious
                 before += [say(texts.ANXIOUS, True), say(texts.ANXIOUS, True)]
-                after = [agent_says(texts.AGENT_GREETING), agent_says(texts.AGENT_RESOLUTION[queue]),
-                         say(texts.CALMING), say(texts.THANKS)]
+                after = [
+                    agent_says(texts.AGENT_GREETING),
+                    agent_says(texts.AGENT_RESOLUTION[queue]),
+                    say(texts.CALMING),
+                    say(texts.THANKS),
+                ]
             if rng.random() < 0.7:
                 after.append(agent_says(texts.AGENT_CLOSING))
 
@@ -373,8 +421,18 @@ class TrafficGenerator:
     def _push(self, at: float, conversation_id: str, phase: int, kind: str, payload: object = None) -> None:
         heapq.heappush(self._heap, (at, next(self._tiebreak), conversation_id, phase, kind, payload))
 
+    @property
+    def _next_arrival(self) -> float:
+        if self._warm and self._warm[-1] <= self._poisson_next:
+            return self._warm[-1]
+        return self._poisson_next
+
     def _open_next(self) -> None:
-        at = self._next_arrival
+        if self._warm and self._warm[-1] <= self._poisson_next:
+            at = self._warm.pop()
+        else:
+            at = self._poisson_next
+            self._poisson_next = at + self._arrivals.expovariate(self.conversation_rate)
         conversation_id = f"{self.run_id}-c{next(self._conversation_seq):06d}"
         plan = self._plan(self._rng, conversation_id)
         self.plans[conversation_id] = plan
@@ -385,7 +443,6 @@ class TrafficGenerator:
             t += turn.gap
             self._push(t, conversation_id, 0, "turn", turn)
         self._push(t + plan.frontline_after, conversation_id, 0, "frontline")
-        self._next_arrival = at + self._arrivals.expovariate(self.conversation_rate)
 
     def next_due(self) -> float:
         """Simulation time of the next event (or of the next arrival)."""

@@ -91,7 +91,8 @@ class LiveState:
     flag_to_senior_s: list[float] = dataclasses.field(default_factory=list)
     first_senior_at: float | None = None  # wall time of the first stressed conversation accepted by tier 1
     wait_by_band: dict[str, list[float]] = dataclasses.field(
-        default_factory=lambda: collections.defaultdict(list))
+        default_factory=lambda: collections.defaultdict(list)
+    )
     recent: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=12))
     queue: routing_pb2.QueueSnapshot | None = None
     agents: routing_pb2.AgentSnapshot | None = None
@@ -113,8 +114,11 @@ class LiveState:
             if flag.action not in (triage_pb2.FLAG_ACTION_RAISED, triage_pb2.FLAG_ACTION_UPDATED):
                 return
             conv = self.conversations[flag.conversation_id] = Conversation(
-                flag.conversation_id, flag.channel, flag.customer_tier,
-                flagged_at=_wall(flag.flagged_at) or time.time())
+                flag.conversation_id,
+                flag.channel,
+                flag.customer_tier,
+                flagged_at=_wall(flag.flagged_at) or time.time(),
+            )
         conv.priority, conv.stress = flag.priority, flag.stress
         if flag.reasons:
             conv.reasons = reasons_text(flag.reasons)
@@ -125,9 +129,11 @@ class LiveState:
             conv.status = "closed"
         elif conv.status in ("flagged", "calmed down") and not conv.agent_id:
             conv.status = "flagged"
-        self.note(f"FLAG      {short(flag.conversation_id)} {action:<9} priority {flag.priority:>3} "
-                  f"stress {flag.stress:.2f} {channel_name(flag.channel):<6} {tier_name(flag.customer_tier):<8} "
-                  f"reasons: {conv.reasons or '-'}")
+        self.note(
+            f"FLAG      {short(flag.conversation_id)} {action:<9} priority {flag.priority:>3} "
+            f"stress {flag.stress:.2f} {channel_name(flag.channel):<6} {tier_name(flag.customer_tier):<8} "
+            f"reasons: {conv.reasons or '-'}"
+        )
 
     def on_decision(self, decision: routing_pb2.RoutingDecision) -> float | None:
         """Apply a decision; for the first acceptance of a flagged conversation, seconds since its flag."""
@@ -157,8 +163,10 @@ class LiveState:
                         if self.first_senior_at is None:
                             self.first_senior_at = decided
                     extra = f" (flag -> agent {conv.routed_after_s:.1f} s)"
-            line = (f"ROUTED    {short(decision.conversation_id)} -> {who}: {decision.reason or '-'}; "
-                    f"waited {decision.waited_seconds:.1f} s{extra}")
+            line = (
+                f"ROUTED    {short(decision.conversation_id)} -> {who}: {decision.reason or '-'}; "
+                f"waited {decision.waited_seconds:.1f} s{extra}"
+            )
             self.recent.appendleft(line.removeprefix("ROUTED    "))
             self.note(line)
         elif decision.kind in (Kind.DECISION_KIND_DECLINED, Kind.DECISION_KIND_OFFER_TIMED_OUT):
@@ -195,7 +203,9 @@ class LiveState:
             for conv in self.queue.conversations:
                 count, oldest = out[band(conv.effective_priority or conv.priority)]
                 out[band(conv.effective_priority or conv.priority)] = (
-                    count + 1, max(oldest, conv.waited_seconds))
+                    count + 1,
+                    max(oldest, conv.waited_seconds),
+                )
         return out
 
     def occupancy_by_tier(self) -> dict[int, dict[str, float]]:
@@ -226,10 +236,14 @@ class LiveState:
             "conversations_flagged": len(self.conversations),
             "decisions": dict(self.decisions),
             "accepted_by_tier": {str(k): v for k, v in sorted(self.accepted_by_tier.items())},
-            "flagged_accepted_by_tier": {str(k): v for k, v in sorted(self.stressed_accepted_by_tier.items())},
+            "flagged_accepted_by_tier": {
+                str(k): v for k, v in sorted(self.stressed_accepted_by_tier.items())
+            },
             "first_senior_route_after_traffic_s": (
                 round(self.first_senior_at - self.traffic_started, 1)
-                if self.first_senior_at and self.traffic_started else None),
+                if self.first_senior_at and self.traffic_started
+                else None
+            ),
             "flag_to_senior_s": {
                 "count": len(senior),
                 "p50": round(statistics.median(senior), 2) if senior else None,
@@ -240,17 +254,22 @@ class LiveState:
         }
 
     def status_line(self) -> str:
-        queue = " ".join(f"{name} {n}" + (f" (oldest {oldest:.0f} s)" if n else "")
-                         for name, (n, oldest) in self.queue_by_band().items())
+        queue = " ".join(
+            f"{name} {n}" + (f" (oldest {oldest:.0f} s)" if n else "")
+            for name, (n, oldest) in self.queue_by_band().items()
+        )
         tiers = " ".join(
             f"t{tier} {int(row['with_conversations'])}/{int(row['logged_in'])} busy "
             f"{(row['active'] / row['capacity'] if row['capacity'] else 0):.0%}"
-            for tier, row in self.occupancy_by_tier().items())
+            for tier, row in self.occupancy_by_tier().items()
+        )
         rate = self.events_published / max(self.elapsed(), 1e-6)
         senior = self.summary()["flag_to_senior_s"]
-        return (f"STATUS    events {self.events_published} ({rate:.1f}/s) flagged {len(self.conversations)} "
-                f"routed to tier 1 {senior['count']} (p50 {senior['p50']} s) | queue: {queue} | "
-                f"agents: {tiers or '-'}")
+        return (
+            f"STATUS    events {self.events_published} ({rate:.1f}/s) flagged {len(self.conversations)} "
+            f"routed to tier 1 {senior['count']} (p50 {senior['p50']} s) | queue: {queue} | "
+            f"agents: {tiers or '-'}"
+        )
 
 
 def _wall(ts) -> float:
@@ -274,7 +293,7 @@ class PlainView:
         stamp = f"[{self.state.elapsed():6.1f}s]"
         new = self.state.lines_total - self._printed
         if new > 0:
-            for line in list(self.state.lines)[-min(new, len(self.state.lines)):]:
+            for line in list(self.state.lines)[-min(new, len(self.state.lines)) :]:
                 self.print(f"{stamp} {line}")
             self._printed = self.state.lines_total
         now = time.monotonic()
@@ -325,11 +344,17 @@ class RichView:
             f"stressed -> tier 1: {senior['count']} (p50 {senior['p50']} s, max {senior['max']} s)",
         )
 
-        stressed = Table(title="Stressed conversations (reasons from triage, no customer text)",
-                         expand=True, title_justify="left")
+        stressed = Table(
+            title="Stressed conversations (reasons from triage, no customer text)",
+            expand=True,
+            title_justify="left",
+        )
         for column in ("conv", "channel", "customer", "prio", "stress", "reasons", "status"):
-            stressed.add_column(column, overflow="fold" if column == "reasons" else "ellipsis",
-                                ratio=4 if column == "reasons" else None)
+            stressed.add_column(
+                column,
+                overflow="fold" if column == "reasons" else "ellipsis",
+                ratio=4 if column == "reasons" else None,
+            )
         recent = sorted(state.conversations.values(), key=lambda c: c.updated, reverse=True)[:10]
         for conv in recent:
             status = conv.status
@@ -338,11 +363,20 @@ class RichView:
             if conv.routed_after_s is not None:
                 status += f" after {conv.routed_after_s:.1f} s"
             style = "red" if conv.status == "flagged" else "green" if conv.agent_tier == 1 else None
-            stressed.add_row(short(conv.conversation_id), channel_name(conv.channel), tier_name(conv.customer_tier),
-                             str(conv.priority), f"{conv.stress:.2f}", conv.reasons or "-", status, style=style)
+            stressed.add_row(
+                short(conv.conversation_id),
+                channel_name(conv.channel),
+                tier_name(conv.customer_tier),
+                str(conv.priority),
+                f"{conv.stress:.2f}",
+                conv.reasons or "-",
+                status,
+                style=style,
+            )
 
-        routed = Table(title="Who was routed to whom, and why", expand=True, title_justify="left",
-                       show_header=False)
+        routed = Table(
+            title="Who was routed to whom, and why", expand=True, title_justify="left", show_header=False
+        )
         routed.add_column("decision", overflow="fold")
         for line in list(state.recent)[:8]:
             routed.add_row(line)
@@ -352,16 +386,27 @@ class RichView:
             queue.add_column(column, justify="right")
         for name, (count, oldest) in state.queue_by_band().items():
             waits = state.wait_by_band.get(name, [])
-            queue.add_row(name, str(count), f"{oldest:.0f} s" if count else "-", str(len(waits)),
-                          f"{statistics.fmean(waits):.1f} s" if waits else "-")
+            queue.add_row(
+                name,
+                str(count),
+                f"{oldest:.0f} s" if count else "-",
+                str(len(waits)),
+                f"{statistics.fmean(waits):.1f} s" if waits else "-",
+            )
 
         agents = Table(title="Agents by tier", title_justify="left")
         for column in ("tier", "logged in", "available", "with work", "wrap-up", "away", "occupancy"):
             agents.add_column(column, justify="right")
         for tier, row in state.occupancy_by_tier().items():
-            agents.add_row(str(tier), str(int(row["logged_in"])), str(int(row["available"])),
-                           str(int(row["with_conversations"])), str(int(row["wrap-up"])), str(int(row["away"])),
-                           f"{row['active'] / row['capacity']:.0%}" if row["capacity"] else "-")
+            agents.add_row(
+                str(tier),
+                str(int(row["logged_in"])),
+                str(int(row["available"])),
+                str(int(row["with_conversations"])),
+                str(int(row["wrap-up"])),
+                str(int(row["away"])),
+                f"{row['active'] / row['capacity']:.0%}" if row["capacity"] else "-",
+            )
         grid = Table.grid(expand=True, padding=(0, 2))
         grid.add_column()
         grid.add_column()
@@ -370,5 +415,6 @@ class RichView:
         foot = Text(
             f"offers: accepted {reactions['accepted']}, declined {reactions['declined']}, "
             f"left to time out {reactions['ignored']}  |  " + "  ".join(self.header) + "  |  Ctrl+C stops",
-            style="dim")
+            style="dim",
+        )
         return Group(head, stressed, routed, grid, foot)
