@@ -139,3 +139,24 @@ def test_compose_builds_every_service_from_its_dockerfile(compose_command: list[
         build = service.get("build")
         if build:
             assert (Path(build["context"]) / build["dockerfile"]).exists(), build
+
+
+def test_demo_tokens_let_each_client_in_as_itself() -> None:
+    """The routing service (auth on) knows the triage token as `triage` and each simulated
+    agent's token as that agent; its own settings loader accepts the value."""
+    from cctriage_common.settings import load
+    from cctriage_routing.settings import RoutingSettings
+
+    env = dict(
+        line.split("=", 1)
+        for line in (ROOT / "deploy" / "compose" / "demo-auth.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    principals = dict(item.split("=", 1) for item in env["ROUTING_AUTH_TOKENS"].split(","))
+    assert principals[env["TRIAGE_ROUTING_TOKEN"]] == "triage"
+    agent_tokens = dict(item.split("=", 1) for item in env["CCTRIAGE_SIM_AGENT_TOKENS"].split(","))
+    assert len(agent_tokens) == 20
+    for agent_id, token in agent_tokens.items():
+        assert principals[token] == f"agent:{agent_id}"
+    settings = load(RoutingSettings, {"ROUTING_AUTH_TOKENS": env["ROUTING_AUTH_TOKENS"]})
+    assert settings.auth_enabled
