@@ -164,8 +164,8 @@ class LiveState:
                             self.first_senior_at = decided
                     extra = f" (flag -> agent {conv.routed_after_s:.1f} s)"
             line = (
-                f"ROUTED    {short(decision.conversation_id)} -> {who}: {decision.reason or '-'}; "
-                f"waited {decision.waited_seconds:.1f} s{extra}"
+                f"ROUTED    {short(decision.conversation_id)} -> {who}: "
+                f"{decision.reason or f'waited {decision.waited_seconds:.1f} s'}{extra}"
             )
             self.recent.appendleft(line.removeprefix("ROUTED    "))
             self.note(line)
@@ -358,8 +358,10 @@ class RichView:
         recent = sorted(state.conversations.values(), key=lambda c: c.updated, reverse=True)[:10]
         for conv in recent:
             status = conv.status
-            if conv.agent_id:
-                status += f" {conv.agent_id} (t{conv.agent_tier})"
+            if conv.agent_id and conv.status == "with agent":
+                status = f"with {conv.agent_id} (t{conv.agent_tier})"
+            elif conv.agent_id and conv.status == "offered":
+                status = f"offered to {conv.agent_id} (t{conv.agent_tier})"
             if conv.routed_after_s is not None:
                 status += f" after {conv.routed_after_s:.1f} s"
             style = "red" if conv.status == "flagged" else "green" if conv.agent_tier == 1 else None
