@@ -43,8 +43,13 @@ _counter = itertools.count()
 class Conversation:
     """Builds the support events of one conversation, with increasing event times."""
 
-    def __init__(self, conversation_id: str | None = None, tier: int = events_pb2.CUSTOMER_TIER_STANDARD,
-                 start: float | None = None, step_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        conversation_id: str | None = None,
+        tier: int = events_pb2.CUSTOMER_TIER_STANDARD,
+        start: float | None = None,
+        step_s: float = 20.0,
+    ) -> None:
         self.conversation_id = conversation_id or f"conv-{uuid.uuid4().hex[:10]}"
         self.tier = tier
         self.at = time.time() - 600 if start is None else start
@@ -68,17 +73,28 @@ class Conversation:
         return event
 
     def opened(self, prior_contacts: int = 0) -> events_pb2.SupportEvent:
-        return self._event(conversation_opened=events_pb2.ConversationOpened(
-            required_skills=["billing"], prior_contact_count=prior_contacts))
+        return self._event(
+            conversation_opened=events_pb2.ConversationOpened(
+                required_skills=["billing"], prior_contact_count=prior_contacts
+            )
+        )
 
     def customer(self, text: str) -> events_pb2.SupportEvent:
-        return self._event(message_posted=events_pb2.MessagePosted(
-            message_id=f"m{next(_counter)}", author_role=events_pb2.AUTHOR_ROLE_CUSTOMER, text=text))
+        return self._event(
+            message_posted=events_pb2.MessagePosted(
+                message_id=f"m{next(_counter)}", author_role=events_pb2.AUTHOR_ROLE_CUSTOMER, text=text
+            )
+        )
 
     def agent(self, text: str, agent_id: str = "agent-7") -> events_pb2.SupportEvent:
-        return self._event(message_posted=events_pb2.MessagePosted(
-            message_id=f"m{next(_counter)}", author_role=events_pb2.AUTHOR_ROLE_AGENT,
-            author_id=agent_id, text=text))
+        return self._event(
+            message_posted=events_pb2.MessagePosted(
+                message_id=f"m{next(_counter)}",
+                author_role=events_pb2.AUTHOR_ROLE_AGENT,
+                author_id=agent_id,
+                text=text,
+            )
+        )
 
     def closed(self, reason: int = events_pb2.CLOSE_REASON_RESOLVED) -> events_pb2.SupportEvent:
         return self._event(conversation_closed=events_pb2.ConversationClosed(reason=reason))
@@ -127,8 +143,13 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[Any]:
     """Every record currently in ``topic`` (reads until the end offsets)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             auto_offset_reset="earliest", consumer_timeout_ms=int(timeout_s * 1000))
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=int(timeout_s * 1000),
+    )
     try:
         parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])]
         consumer.assign(parts)
@@ -152,7 +173,9 @@ def scores(bootstrap: str, topic: str) -> list[triage_pb2.MessageScore]:
     return [triage_pb2.MessageScore.FromString(r.value) for r in read_all(bootstrap, topic)]
 
 
-def wait_for(condition: Callable[[], Any], timeout_s: float, interval_s: float = 0.5, what: str = "") -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout_s: float, interval_s: float = 0.5, what: str = ""
+) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
         result = condition()
@@ -178,8 +201,14 @@ class TriageWorker:
 
     def start(self) -> TriageWorker:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        cwd=REPO, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
         log.close()
         return self
 
@@ -216,7 +245,9 @@ class TriageWorker:
         total = 0.0
         for family in text_string_to_metric_families(body):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in (labels or {}).items()
+                ):
                     total += sample.value
         return total
 
@@ -245,8 +276,15 @@ class TriageWorker:
 class WorkerFactory:
     """Starts workers of one app (same group, same topics) and stops them all at the end."""
 
-    def __init__(self, bootstrap: str, prefix: str, tmp: Path, routing_target: str, partitions: int = 4,
-                 extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        tmp: Path,
+        routing_target: str,
+        partitions: int = 4,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.tmp = tmp

@@ -1,0 +1,405 @@
+"""The triage worker end to end: embedded broker, real ONNX model, real routing server,
+workers as subprocesses (``python -m cctriage_triage``), each bounded by ``stop()``/``kill()``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+
+import pytest
+from cctriage.routing.v1 import routing_pb2
+from cctriage.triage.v1 import triage_pb2
+from cctriage_common.topics import TopicSettings, ensure_topics
+from triage_support import (
+    CALM,
+    ESCALATING,
+    Conversation,
+    flags,
+    free_port,
+    publish,
+    read_all,
+    scores,
+    wait_for,
+    worker_factory,
+)
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "triage-test-token"
+PARTITIONS = 4
+
+
+@pytest.fixture
+def topics(kafka_bootstrap, kafka_topics):
+    ensure_topics(
+        kafka_bootstrap,
+        prefix=kafka_topics.prefix,
+        settings=TopicSettings(prefix=kafka_topics.prefix, partitions=PARTITIONS),
+    )
+    return kafka_topics.prefix
+
+
+class Routing:
+    """A real routing server in this process (gRPC on 127.0.0.1), startable on a fixed port."""
+
+    def __init__(self, tmp_path, port: int | None = None) -> None:
+        self.tmp_path = tmp_path
+        self.port = port or free_port()
+        self.server = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Routing:
+        from cctriage_common.settings import load
+        from cctriage_routing.server import RoutingServer
+        from cctriage_routing.settings import RoutingSettings
+        from cctriage_routing.testing import server_environment
+
+        environ = server_environment(
+            self.tmp_path,
+            ROUTING_LISTEN=self.target,
+            ROUTING_METRICS_PORT="-1",
+            ROUTING_AUTH_ENABLED="1",
+            ROUTING_AUTH_TOKENS=f"{TOKEN}=triage",
+            ROUTING_THREADS="8",
+        )
+        self.server = RoutingServer(load(RoutingSettings, environ))
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop(1)
+            self.server = None
+
+    def conversation(self, conversation_id: str):
+        with self.server.lock:
+            return self.server.engine.conversations.get(conversation_id)
+
+    def finished(self, conversation_id: str):
+        with self.server.lock:
+            return self.server.engine.finished.get(conversation_id)
+
+
+@pytest.fixture
+def routing(tmp_path):
+    server = Routing(tmp_path).start()
+    yield server
+    server.stop()
+
+
+def _factory(kafka_bootstrap, prefix, tmp_path, target):
+    return worker_factory(
+        kafka_bootstrap,
+        prefix,
+        tmp_path,
+        target,
+        partitions=PARTITIONS,
+        extra_env={"TRIAGE_ROUTING_TOKEN": TOKEN},
+    )
+
+
+def by_conversation(items):
+    grouped = collections.defaultdict(list)
+    for item in items:
+        grouped[item.conversation_id].append(item)
+    return grouped
+
+
+def test_escalating_conversation_routes_once_calm_one_never_and_sigterm_commits(
+    kafka_bootstrap, topics, routing, tmp_path
+):
+    angry = Conversation(tier=3)
+    calm = Conversation()
+    events = [angry.opened(), calm.opened()]
+    events += [angry.customer(text) for text in ESCALATING]
+    events += [
+        calm.customer(CALM[0]),
+        calm.agent("It ships tomorrow."),
+        calm.customer(CALM[1]),
+        calm.customer(CALM[2]),
+    ]
+    with _factory(kafka_bootstrap, topics, tmp_path, routing.target) as factory:
+        worker = factory.start().wait_ready(90)
+        publish(kafka_bootstrap, factory.topic("support-events"), events)
+
+        wait_for(lambda: routing.conversation(angry.conversation_id), 60, what="route call")
+        scored = wait_for(
+            lambda: len(s := scores(kafka_bootstrap, factory.topic("message-scores"))) >= 8 and s,
+            60,
+            what="8 scores",
+        )
+        assert {s.conversation_id for s in scored} == {angry.conversation_id, calm.conversation_id}
+        assert len({s.event_id for s in scored}) == 8, "every customer message scored, agent's not"
+        assert all(s.model_version and "@sha256:" in s.model_version for s in scored)
+
+        all_flags = flags(kafka_bootstrap, factory.topic("conversation-flags"))
+        assert {f.conversation_id for f in all_flags} == {angry.conversation_id}, (
+            "calm one never flagged"
+        )
+        raised = [f for f in all_flags if f.action == triage_pb2.FLAG_ACTION_RAISED]
+        assert len(raised) == 1
+        flag = raised[0]
+        codes = {r.code for r in flag.reasons}
+        assert "VIP customer" in {r.detail for r in flag.reasons}
+        assert codes & {"repeat_contact", "cancel_threat", "complaint_threat", "legal"}, codes
+        assert flag.flag_id == f"{angry.conversation_id}/{flag.sequence}"
+
+        routed = routing.conversation(angry.conversation_id)
+        # The routing service has the priority and reasons of the newest flag it was sent.
+        latest = max(all_flags, key=lambda f: f.sequence)
+        wait_for(
+            lambda: routing.conversation(angry.conversation_id).sequence == latest.sequence,
+            30,
+            what="latest flag applied",
+        )
+        routed = routing.conversation(angry.conversation_id)
+        assert routed.priority == latest.priority
+        assert [r[1] for r in routed.reasons] == [r.detail for r in latest.reasons]
+        assert routed.stressed and routed.customer_tier == 3
+        assert (
+            worker.metric(
+                "cctriage_triage_routing_calls_total", {"rpc": "RouteConversation", "outcome": "ok"}
+            )
+            == 1
+        )
+        assert routing.conversation(calm.conversation_id) is None
+
+        alerts = read_all(kafka_bootstrap, factory.topic("supervisor-alerts"))
+        assert alerts, "a raised flag alerts supervisors"
+        for record in alerts:
+            alert = triage_pb2.SupervisorAlert.FromString(record.value)
+            assert "stress" in alert.summary and alert.reasons
+            assert not any(text.lower()[:20] in alert.summary.lower() for text in ESCALATING)
+
+        # Closing withdraws it.
+        publish(kafka_bootstrap, factory.topic("support-events"), [angry.closed(), calm.closed()])
+        done = wait_for(lambda: routing.finished(angry.conversation_id), 60, what="withdrawal")
+        assert done.status == routing_pb2.CONVERSATION_STATUS_WITHDRAWN
+
+        status, body = worker.get("/metrics")
+        assert status == 200
+        for name in (
+            "cctriage_triage_events_total",
+            "cctriage_triage_inference_batch_size_messages",
+            "cctriage_triage_event_to_route_seconds",
+            "cctriage_triage_flags_total",
+            "cctriage_triage_consumer_lag_messages",
+            "cctriage_triage_model_info",
+        ):
+            assert name in body
+        assert angry.conversation_id not in body and "furious" not in body.lower()
+        assert worker.metric("cctriage_triage_events_total", {"outcome": "scored"}) == 8
+        assert worker.get("/healthz")[0] == 200
+
+        # SIGTERM: drains, commits and exits 0; a new worker of the group finds nothing to redo.
+        assert worker.stop(30) == 0
+        log = worker.log_path.read_text()
+        assert "furious" not in log.lower() and "lawyer" not in log.lower(), "no customer text in logs"
+        again = factory.start().wait_ready(90)
+        publish(kafka_bootstrap, factory.topic("support-events"), [calm.customer("one more thing")])
+        wait_for(
+            lambda: again.metric("cctriage_triage_events_total", {"outcome": "after_close"}) >= 1,
+            60,
+            what="new event processed",
+        )
+        assert again.metric("cctriage_triage_events_total", {"outcome": "scored"}) == 0
+        assert again.metric("cctriage_triage_events_total", {"outcome": "duplicate"}) == 0
+        assert again.metric("cctriage_triage_routing_calls_total") == 0, "no flag delivered twice"
+
+
+def test_malformed_events_are_dead_lettered_and_the_worker_goes_on(
+    kafka_bootstrap, topics, routing, tmp_path
+):
+    good = Conversation()
+    no_conversation = Conversation()
+    bad = no_conversation.customer("hello")
+    bad.conversation_id = ""
+    mismatched = Conversation().customer("hi")
+    garbage = [
+        (b"k1", b"\xff\x00 not protobuf"),
+        (b"k2", b'{"event_id": "x"}'),
+        (b"", bad.SerializeToString()),
+        (b"some-other-key", mismatched.SerializeToString()),
+    ]
+    with _factory(kafka_bootstrap, topics, tmp_path, routing.target) as factory:
+        worker = factory.start().wait_ready(90)
+        publish(
+            kafka_bootstrap,
+            factory.topic("support-events"),
+            [
+                garbage[0],
+                good.opened(),
+                garbage[1],
+                garbage[2],
+                good.customer(ESCALATING[0]),
+                garbage[3],
+                good.customer(CALM[1]),
+            ],
+        )
+        dead = wait_for(
+            lambda: len(d := read_all(kafka_bootstrap, factory.topic("support-events-dlq"))) >= 4 and d,
+            60,
+            what="4 dead letters",
+        )
+        assert sorted(r.value for r in dead) == sorted(v for _, v in garbage), "original bytes kept"
+        for record in dead:
+            headers = {k: v.decode() for k, v in record.headers}
+            assert any(headers.values()), headers
+        reasons = " | ".join(v.decode() for r in dead for _, v in r.headers)
+        assert "conversation_id" in reasons and "key" in reasons
+        wait_for(
+            lambda: len(scores(kafka_bootstrap, factory.topic("message-scores"))) >= 2, 60, what="scores"
+        )
+        assert worker.process.poll() is None and worker.ready()
+        assert worker.metric("cctriage_triage_dead_letters_total") == 4
+        assert worker.metric("cctriage_triage_events_total", {"outcome": "dead_lettered"}) == 4
+
+
+def test_kill_9_mid_stream_then_restart_loses_nothing_and_routes_once(
+    kafka_bootstrap, topics, routing, tmp_path
+):
+    conversations = [Conversation() for _ in range(16)]
+    opening = [c.opened(prior_contacts=2) for c in conversations]
+    first = [c.customer(ESCALATING[0]) for c in conversations]
+    middle = [c.customer(text) for text in ESCALATING[1:] for c in conversations]
+    middle += [c.customer(CALM[1]) for c in conversations]
+    closing = [c.closed() for c in conversations]
+    customer_ids = {e.event_id for e in first + middle}
+    with _factory(kafka_bootstrap, topics, tmp_path, routing.target) as factory:
+        worker = factory.start().wait_ready(90)
+        topic = factory.topic("support-events")
+        publish(kafka_bootstrap, topic, opening + first)
+        wait_for(
+            lambda: worker.metric("cctriage_triage_events_total", {"outcome": "scored"}) >= 16,
+            60,
+            what="first messages scored",
+        )
+        publish(kafka_bootstrap, topic, middle)
+        wait_for(
+            lambda: worker.metric("cctriage_triage_events_total", {"outcome": "scored"}) >= 30,
+            60,
+            what="mid-stream",
+        )
+        worker.kill()  # SIGKILL, mid-stream: no drain, no commit
+
+        restarted = factory.start().wait_ready(90)
+        publish(kafka_bootstrap, topic, closing)
+        wait_for(
+            lambda: all(routing.finished(c.conversation_id) for c in conversations),
+            120,
+            what="every conversation withdrawn",
+        )
+
+        scored = scores(kafka_bootstrap, factory.topic("message-scores"))
+        assert {s.event_id for s in scored} == customer_ids, (
+            "every customer message scored (deduplicated)"
+        )
+
+        all_flags = flags(kafka_bootstrap, factory.topic("conversation-flags"))
+        by_id = collections.defaultdict(set)
+        for f in all_flags:
+            by_id[f.flag_id].add((f.action, f.sequence, f.priority, f.stressed))
+        assert all(len(v) == 1 for v in by_id.values()), "a replayed flag is the same flag"
+        for _conversation_id, items in by_conversation(all_flags).items():
+            sequences = sorted({f.sequence for f in items})
+            assert sequences == list(range(1, len(sequences) + 1)), (
+                "sequence continues after the restart"
+            )
+            unique = {f.flag_id: f for f in items}.values()
+            assert [f.action for f in unique].count(triage_pb2.FLAG_ACTION_RAISED) == 1
+            assert max(unique, key=lambda f: f.sequence).action == triage_pb2.FLAG_ACTION_WITHDRAWN
+            raised = next(f for f in unique if f.action == triage_pb2.FLAG_ACTION_RAISED)
+            assert "repeat_contact" in {r.code for r in raised.reasons}
+        assert len(by_conversation(all_flags)) == 16
+        # No double assignment: one QUEUED decision per conversation, however often it was replayed.
+        with routing.server.lock:
+            queued = [
+                d for d in routing.server.engine.decisions if d.kind == routing_pb2.DECISION_KIND_QUEUED
+            ]
+        if queued:
+            assert len(queued) == len({d.conversation_id for d in queued})
+        assert restarted.process.poll() is None
+
+
+def test_routing_down_flags_wait_and_arrive_when_it_returns(kafka_bootstrap, topics, tmp_path):
+    routing = Routing(tmp_path)  # not started yet: nothing listens on its port
+    conversations = [Conversation() for _ in range(6)]
+    events = [c.opened(prior_contacts=1) for c in conversations]
+    events += [c.customer(text) for text in ESCALATING for c in conversations]
+    try:
+        with _factory(kafka_bootstrap, topics, tmp_path, routing.target) as factory:
+            worker = factory.start().wait_ready(90)
+            publish(kafka_bootstrap, factory.topic("support-events"), events)
+            wait_for(
+                lambda: worker.metric("cctriage_triage_events_total", {"outcome": "scored"}) == 30,
+                90,
+                what="all scored while routing is down",
+            )
+            wait_for(
+                lambda: worker.metric("cctriage_triage_routing_pending_flags") == 1, 30, what="pending"
+            )
+            assert worker.metric("cctriage_triage_routing_calls_total", {"outcome": "retry"}) >= 1
+            raised = {
+                f.conversation_id
+                for f in flags(kafka_bootstrap, factory.topic("conversation-flags"))
+                if f.action == triage_pb2.FLAG_ACTION_RAISED
+            }
+            assert raised == {c.conversation_id for c in conversations}
+
+            routing.start()
+            wait_for(
+                lambda: all(routing.conversation(c.conversation_id) for c in conversations),
+                60,
+                what="every flag delivered after routing came back",
+            )
+            latest = {}
+            for f in flags(kafka_bootstrap, factory.topic("conversation-flags")):
+                latest[f.conversation_id] = max(latest.get(f.conversation_id, 0), f.sequence)
+            wait_for(
+                lambda: all(routing.conversation(c).sequence == s for c, s in latest.items()),
+                60,
+                what="updates applied in order",
+            )
+            assert worker.metric("cctriage_triage_routing_pending_flags") == 0
+            assert worker.metric("cctriage_triage_routing_calls_total", {"outcome": "rejected"}) == 0
+            assert json.loads(worker.get("/readyz")[1])["ready"]
+    finally:
+        routing.stop()
+
+
+def test_two_workers_share_the_partitions(kafka_bootstrap, topics, routing, tmp_path):
+    conversations = [Conversation() for _ in range(12)]
+    events = [c.customer(CALM[0]) for c in conversations]
+    with _factory(kafka_bootstrap, topics, tmp_path, routing.target) as factory:
+        first = factory.start()
+        second = factory.start()
+        first.wait_ready(90)
+        second.wait_ready(90)
+        wait_for(
+            lambda: (
+                sum(json.loads(w.get("/readyz")[1])["partitions"] for w in (first, second))
+                >= 2 * PARTITIONS
+            ),
+            60,
+            what="support-events and flags partitions split",
+        )
+        publish(kafka_bootstrap, factory.topic("support-events"), events)
+        wait_for(
+            lambda: (
+                first.metric("cctriage_triage_events_total")
+                + second.metric("cctriage_triage_events_total")
+                >= 12
+            ),
+            60,
+            what="all processed",
+        )
+        assert first.metric("cctriage_triage_events_total") > 0
+        assert second.metric("cctriage_triage_events_total") > 0
+        for worker in (first, second):
+            worker.process.send_signal(signal.SIGTERM)
+        assert first.stop(30) == 0 and second.stop(30) == 0
