@@ -619,16 +619,23 @@ class Demo:
         summary = self.state.summary()
         if self.state.traffic_started:
             senior = summary["flag_to_senior_s"]
-            self.say(
-                f"summary: {summary['events_published']} events, "
+            by_tier = ", ".join(f"tier {t}: {n}" for t, n in summary["accepted_by_tier"].items()) or "none"
+            lines = [
+                f"summary: {summary['events_published']} events published "
+                f"({summary['events_failed']} failed), "
                 f"{summary['conversations_started']} conversations "
                 f"({summary['stressed_conversations_started']} with a stressed customer), "
-                f"{summary['conversations_flagged']} flagged by triage, "
-                f"{senior['count']} routed to tier 1 "
-                f"(flag -> senior p50 {senior['p50']} s, max {senior['max']} s), "
-                f"accepted by tier {summary['accepted_by_tier']}, first senior route after "
-                f"{summary['first_senior_route_after_traffic_s']} s of traffic"
-            )
+                f"{summary['conversations_flagged']} flagged by triage",
+                f"         accepted by agents of {by_tier}",
+            ]
+            if senior["count"]:
+                lines.append(
+                    f"         {senior['count']} flagged conversations reached a tier-1 agent, "
+                    f"flag -> agent p50 {senior['p50']} s, max {senior['max']} s; the first "
+                    f"{summary['first_senior_route_after_traffic_s']} s after traffic started"
+                )
+            for line in lines:
+                self.say(line)
         if self.args.summary:
             Path(self.args.summary).write_text(json.dumps(summary, indent=2) + "\n")
 

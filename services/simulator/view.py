@@ -409,10 +409,13 @@ class RichView:
                 str(int(row["away"])),
                 f"{row['active'] / row['capacity']:.0%}" if row["capacity"] else "-",
             )
-        grid = Table.grid(expand=True, padding=(0, 2))
-        grid.add_column()
-        grid.add_column()
-        grid.add_row(queue, agents)
+        if self.console.width >= 120:
+            grid = Table.grid(expand=True, padding=(0, 2))
+            grid.add_column()
+            grid.add_column()
+            grid.add_row(queue, agents)
+        else:
+            grid = Group(queue, agents)
         reactions = state.agent_reactions
         foot = Text(
             f"offers: accepted {reactions['accepted']}, declined {reactions['declined']}, "
