@@ -112,9 +112,27 @@ def test_demo_routes_stressed_customers_to_seniors_and_ctrl_c_leaves_nothing(tmp
         CCTRIAGE_TOPIC_PARTITIONS="4",
     )
     demo = subprocess.Popen(
-        [str(DEMO), "--plain", "--duration", "300", "--rate", "8", "--agents", "12", "--workers", "1",
-         "--seed", "3", "--summary", str(summary_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+        [
+            str(DEMO),
+            "--plain",
+            "--duration",
+            "300",
+            "--rate",
+            "8",
+            "--agents",
+            "12",
+            "--workers",
+            "1",
+            "--seed",
+            "3",
+            "--summary",
+            str(summary_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     out = Output(demo.stdout)
     children: dict[int, int] = {}
@@ -127,8 +145,10 @@ def test_demo_routes_stressed_customers_to_seniors_and_ctrl_c_leaves_nothing(tmp
         assert len(urls) >= 3, out.text()
 
         first = out.wait_for(SENIOR_ROUTE, SENIOR_BOUND_S)
-        assert first, (f"no stressed conversation was accepted by a tier-1 agent within {SENIOR_BOUND_S} s "
-                       f"of traffic:\n{out.text()}")
+        assert first, (
+            f"no stressed conversation was accepted by a tier-1 agent within {SENIOR_BOUND_S} s "
+            f"of traffic:\n{out.text()}"
+        )
         assert first[0] - started[0] <= SENIOR_BOUND_S
 
         # Every service's /metrics answers with its own series while it runs.
