@@ -56,6 +56,8 @@ CHUNK = 500
 
 def _read_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
     for number, line in enumerate(stream, start=1):
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]  # a UTF-8 byte order mark, as some Windows editors write
         stripped = line.strip()
         yield number, (stripped or None)  # None: a blank line, skipped
 

@@ -93,6 +93,14 @@ def test_customer_text_never_appears_in_the_report(tmp_path):
     assert secret not in out + err and "jane@example.com" not in out + err
 
 
+def test_byte_order_mark_and_crlf_line_endings_are_accepted(tmp_path):
+    content = (
+        b"\xef\xbb\xbf" + json.dumps(event(1)).encode() + b"\r\n" + json.dumps(event(2)).encode() + b"\r\n"
+    )
+    code, out, _ = run(tmp_path, content)
+    assert code == 0, out
+
+
 def test_json_report_for_machines(tmp_path):
     code, out, _ = run(tmp_path, jsonl(event(1), event(2, tenantId="")), "--report", "json")
     entries = [json.loads(line) for line in out.splitlines()]
