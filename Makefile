@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-unit run proto lint bench clean
+.PHONY: install test test-unit run proto lint bench clean model eval bench-model
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,20 @@ run: install
 
 proto: install
 	$(BIN)/python proto/generate.py
+
+# Sentiment/stress model (models/MODEL_CARD.md). DATA is the shared labelled data folder.
+DATA ?= ../shared/data
+MODEL_WORK ?= build/model
+model: install
+	$(BIN)/pip install --quiet -e ".[dev,train]"
+	nice -n 10 $(BIN)/python models/training/train.py --mode finetune --data-dir $(DATA) --work-dir $(MODEL_WORK)
+	nice -n 10 $(BIN)/python models/training/export.py --checkpoint $(MODEL_WORK)/finetune.pt --data-dir $(DATA) --work-dir $(MODEL_WORK) --out models
+
+eval: install
+	$(BIN)/python -m cctriage_common.evaluate --data-dir $(DATA)
+
+bench-model: install
+	$(BIN)/python bench/model_bench.py
 
 lint: install
 	$(BIN)/ruff check services tests bench proto

@@ -1,0 +1,162 @@
+"""Training data: what the shipped model learns from, and nothing it is tested on.
+
+- sentiment (3 classes):
+  - airline: the 80% of ``airline/train.csv`` that ``cctriage_common.evaluate`` does not hold out
+    (CC BY-NC-SA 4.0);
+  - VADER ``hutto_ICWSM_2014`` sentences (tweets, Amazon, movie and NYT snippets) with mean
+    human valence; |valence| <= 0.5 is neutral (from the vaderSentiment 3.3.2 sdist, MIT);
+  - UCI "Sentiment Labelled Sentences" (Amazon, IMDb, Yelp; positive/negative, CC BY 4.0) from
+    the ``sentiment@5.0.2`` npm package's test fixtures;
+  - the project's own support messages, train split only (repeated, see ``SUPPORT_REPEAT``).
+- emotion (anger, joy, optimism, sadness): TweetEval emotion train split (research use); its
+  tweets also count for sentiment (anger/sadness negative, joy/optimism positive).
+- stress: the project's own support messages, train split only.
+
+TweetEval sentiment val, the airline hold-out and the support test split are never read here.
+The registry sets are fetched with pip and npm into a cache folder, never into the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cctriage_common.evaluate import load_airline, load_support, load_tweeteval_emotion
+
+VADER_NEUTRAL_BAND = 0.5
+SUPPORT_REPEAT = 4  # a few hundred hand-written messages next to ~40k public ones
+VADER_FILES = (
+    "tweets_GroundTruth.txt",
+    "amazonReviewSnippets_GroundTruth.txt",
+    "movieReviewSnippets_GroundTruth.txt",
+    "nytEditorialSnippets_GroundTruth.txt",
+)
+UCI_FILES = ("amazon.json", "imdb.json", "yelp.json")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One training message. A task label is None when the source does not label it."""
+
+    text: str
+    source: str
+    sentiment: int | None = None  # index into SENTIMENT_LABELS
+    emotion: int | None = None  # index into EMOTION_LABELS
+    stressed: bool | None = None
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, timeout=600)
+
+
+def fetch_vader(cache: Path) -> Path:
+    """The hutto_ICWSM_2014 folder from the vaderSentiment 3.3.2 sdist (fetched once)."""
+    cache = cache.resolve()
+    target = cache / "hutto_ICWSM_2014"
+    if (target / VADER_FILES[0]).exists():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                "vaderSentiment==3.3.2",
+                "-d",
+                tmp,
+            ],
+            Path(tmp),
+        )
+        with tarfile.open(Path(tmp) / "vaderSentiment-3.3.2.tar.gz") as sdist:
+            inner = sdist.extractfile("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz")
+            assert inner is not None
+            with tarfile.open(fileobj=inner) as data:
+                data.extractall(cache, filter="data")
+    return target
+
+
+def fetch_uci(cache: Path) -> Path:
+    """The UCI sentence fixtures from the sentiment@5.0.2 npm package (fetched once)."""
+    cache = cache.resolve()
+    target = cache / "uci_sentences"
+    if (target / UCI_FILES[0]).exists():
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        _run(["npm", "pack", "--silent", "sentiment@5.0.2"], Path(tmp))
+        with tarfile.open(Path(tmp) / "sentiment-5.0.2.tgz") as package:
+            for name in UCI_FILES:
+                member = package.extractfile(f"package/test/fixtures/{name}")
+                assert member is not None
+                (target / name).write_bytes(member.read())
+    return target
+
+
+def vader_rows(folder: Path) -> list[Row]:
+    rows = []
+    for name in VADER_FILES:
+        for line in (folder / name).read_text(encoding="utf-8", errors="replace").splitlines():
+            parts = line.split("\t")
+            if len(parts) < 3 or not parts[2].strip():
+                continue
+            valence = float(parts[1])
+            label = 0 if valence < -VADER_NEUTRAL_BAND else 2 if valence > VADER_NEUTRAL_BAND else 1
+            rows.append(Row(parts[2].strip(), f"vader:{name.split('_')[0]}", sentiment=label))
+    return rows
+
+
+def uci_rows(folder: Path) -> list[Row]:
+    rows = []
+    for name in UCI_FILES:
+        for item in json.loads((folder / name).read_text(encoding="utf-8")):
+            rows.append(Row(item["text"].strip(), f"uci:{name[:-5]}", sentiment=2 if item["class"] else 0))
+    return rows
+
+
+def airline_rows(data_dir: Path) -> list[Row]:
+    index = {"negative": 0, "neutral": 1, "positive": 2}
+    return [Row(e.text, "airline", sentiment=index[e.label]) for e in load_airline(data_dir, "train")]
+
+
+def emotion_rows(data_dir: Path) -> list[Row]:
+    index = {"anger": 0, "joy": 1, "optimism": 2, "sadness": 3}
+    # Every one of these tweets expresses an emotion: anger and sadness are negative, joy and
+    # optimism positive, so they teach sentiment on tweets as well.
+    polarity = {"anger": 0, "joy": 2, "optimism": 2, "sadness": 0}
+    return [
+        Row(t, "tweeteval_emotion", sentiment=polarity[e], emotion=index[e])
+        for t, e in load_tweeteval_emotion(data_dir, "train")
+    ]
+
+
+def support_rows(path: Path) -> list[Row]:
+    index = {"negative": 0, "neutral": 1, "positive": 2}
+    if not path.exists():
+        print(f"warning: {path} not found; training without the project's support messages", flush=True)
+        return []
+    return [
+        Row(e.text, "support", sentiment=index[e.label], stressed=bool(e.stressed))
+        for e in load_support(path, "train")
+    ]
+
+
+def load_all(data_dir: Path, support_path: Path, cache: Path) -> dict[str, list[Row]]:
+    """Every training source by name."""
+    return {
+        "airline": airline_rows(data_dir),
+        "vader": vader_rows(fetch_vader(cache)),
+        "uci": uci_rows(fetch_uci(cache)),
+        "tweeteval_emotion": emotion_rows(data_dir),
+        "support": support_rows(support_path),
+    }

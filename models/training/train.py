@@ -1,0 +1,333 @@
+"""Train the triage model: all-MiniLM-L6-v2 plus sentiment, emotion and stress heads.
+
+Run (from the repository root, with the ``[train]`` extra installed; ``make model`` runs this
+and then ``export.py``)::
+
+    nice -n 10 .venv/bin/python models/training/train.py --mode finetune \
+        --data-dir ../shared/data --work-dir build/model
+
+``--mode frozen`` keeps the encoder as published and fits only the heads on cached
+embeddings (minutes); ``--mode finetune`` trains the encoder and the heads together
+(multi-task: each batch mixes sources, each loss counts only rows that carry its label).
+Progress goes to ``<work-dir>/train.log``; a checkpoint is written every ``--checkpoint-every``
+steps and at the end of each epoch, and ``--resume`` continues from the last one.
+
+The stress threshold is chosen on a dev part of the support *train* split (20%, by a hash of
+the text), so the support test split is never looked at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+from cctriage_common.evaluate import default_data_dir, default_support_path
+from cctriage_common.sentiment import prepare_text, token_ids
+from corpora import Row, load_all
+from minilm import TriageNet, base_model_dir
+from tokenizers import Tokenizer
+from torch.nn import functional as F
+
+SEED = 13
+DEV_SHARE = 5  # one support-train message in five is dev (threshold and model choice)
+
+
+def log(work_dir: Path, message: str) -> None:
+    line = f"{time.strftime('%H:%M:%S')} {message}"
+    print(line, flush=True)
+    with (work_dir / "train.log").open("a") as f:
+        f.write(line + "\n")
+
+
+def is_dev(text: str) -> bool:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % DEV_SHARE == 0
+
+
+def tokenizer() -> Tokenizer:
+    tok = Tokenizer.from_file(str(base_model_dir() / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+def encode_rows(tok: Tokenizer, rows: list[Row], max_tokens: int) -> list[list[int]]:
+    return token_ids(tok, [prepare_text(r.text) or "." for r in rows], max_tokens)
+
+
+def collate(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in ids)
+    input_ids = torch.zeros((len(ids), width), dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, r in enumerate(ids):
+        input_ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return input_ids, mask
+
+
+def labels(rows: list[Row]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Label tensors with -1 (classes) or NaN (stress) where a row has no label."""
+    sentiment = torch.tensor([-1 if r.sentiment is None else r.sentiment for r in rows])
+    emotion = torch.tensor([-1 if r.emotion is None else r.emotion for r in rows])
+    stress = torch.tensor([math.nan if r.stressed is None else float(r.stressed) for r in rows])
+    return sentiment, emotion, stress
+
+
+def losses(net: TriageNet, logits, rows: list[Row], stress_pos_weight: float) -> torch.Tensor:
+    sentiment_logits, emotion_logits, stress_logits = logits
+    sentiment, emotion, stress = labels(rows)
+    total = torch.zeros(())
+    if (sentiment >= 0).any():
+        total = total + F.cross_entropy(sentiment_logits, sentiment, ignore_index=-1, label_smoothing=0.05)
+    if (emotion >= 0).any():
+        total = total + 0.5 * F.cross_entropy(emotion_logits, emotion, ignore_index=-1)
+    known = ~torch.isnan(stress)
+    if known.any():
+        total = total + F.binary_cross_entropy_with_logits(
+            stress_logits[known], stress[known], pos_weight=torch.tensor(stress_pos_weight)
+        )
+    return total
+
+
+def split_support(sources: dict[str, list[Row]]) -> tuple[list[Row], list[Row]]:
+    support = sources["support"]
+    return [r for r in support if not is_dev(r.text)], [r for r in support if is_dev(r.text)]
+
+
+def training_rows(sources: dict[str, list[Row]], support_train: list[Row], repeat: int) -> list[Row]:
+    rows = []
+    for name, items in sources.items():
+        if name != "support":
+            rows.extend(items)
+    rows.extend(support_train * repeat)
+    return rows
+
+
+def stress_pos_weight(support_train: list[Row]) -> float:
+    positives = sum(bool(r.stressed) for r in support_train)
+    return (len(support_train) - positives) / max(positives, 1)
+
+
+@torch.no_grad()
+def predict(net: TriageNet, tok: Tokenizer, rows: list[Row], max_tokens: int, batch: int = 64):
+    net.eval()
+    ids = encode_rows(tok, rows, max_tokens)
+    order = sorted(range(len(rows)), key=lambda i: len(ids[i]))
+    out = [None] * len(rows)
+    for start in range(0, len(order), batch):
+        chunk = order[start : start + batch]
+        probs = net(*collate([ids[i] for i in chunk]))
+        for j, i in enumerate(chunk):
+            out[i] = (probs[0][j].tolist(), probs[1][j].tolist(), float(probs[2][j]))
+    return out
+
+
+def choose_threshold(scores: list[float], truth: list[bool], target_recall: float) -> float:
+    """Highest threshold whose dev recall still reaches ``target_recall``: fewest false alarms
+    for the recall the product needs."""
+    positives = sorted((s for s, t in zip(scores, truth, strict=True) if t), reverse=True)
+    if not positives:
+        return 0.5
+    needed = math.ceil(target_recall * len(positives))
+    return max(min(positives[needed - 1], 0.95), 0.02)
+
+
+def dev_report(net, tok, dev: list[Row], max_tokens: int, target_recall: float) -> dict:
+    if not dev:
+        return {"stress_threshold": 0.5}
+    preds = predict(net, tok, dev, max_tokens)
+    truth = [bool(r.stressed) for r in dev]
+    scores = [p[2] for p in preds]
+    threshold = choose_threshold(scores, truth, target_recall)
+    flagged = [s >= threshold for s in scores]
+    tp = sum(f and t for f, t in zip(flagged, truth, strict=True))
+    sentiment_ok = sum(
+        max(range(3), key=lambda k: p[0][k]) == r.sentiment for p, r in zip(preds, dev, strict=True)
+    )
+    return {
+        "stress_threshold": threshold,
+        "dev_n": len(dev),
+        "dev_stress_recall": tp / max(sum(truth), 1),
+        "dev_stress_precision": tp / max(sum(flagged), 1),
+        "dev_sentiment_accuracy": sentiment_ok / len(dev),
+    }
+
+
+def train_frozen(args, sources, support_train, dev, tok, net: TriageNet) -> dict:
+    """Heads only, on embeddings computed once."""
+    rows = training_rows(sources, support_train, 1)
+    log(args.work_dir, f"frozen: embedding {len(rows)} rows")
+    ids = encode_rows(tok, rows, args.max_tokens)
+    order = sorted(range(len(rows)), key=lambda i: len(ids[i]))
+    embeddings = torch.zeros((len(rows), net.sentiment.in_features))
+    net.eval()
+    with torch.no_grad():
+        for start in range(0, len(order), 128):
+            chunk = order[start : start + 128]
+            embeddings[chunk] = net.encode(*collate([ids[i] for i in chunk]))
+    log(args.work_dir, "frozen: fitting heads")
+    sentiment, emotion, stress = labels(rows)
+    optimizer = torch.optim.AdamW(
+        [*net.sentiment.parameters(), *net.emotion.parameters(), *net.stress.parameters()],
+        lr=1e-2,
+        weight_decay=1e-4,
+    )
+    weight = torch.tensor(stress_pos_weight(support_train))
+    known = ~torch.isnan(stress)
+    for step in range(600):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(net.sentiment(embeddings), sentiment, ignore_index=-1)
+        loss = loss + F.cross_entropy(net.emotion(embeddings), emotion, ignore_index=-1)
+        if known.any():
+            loss = loss + F.binary_cross_entropy_with_logits(
+                net.stress(embeddings[known]).squeeze(-1), stress[known], pos_weight=weight
+            )
+        loss.backward()
+        optimizer.step()
+        if step % 100 == 0:
+            log(args.work_dir, f"frozen step {step} loss {loss.item():.4f}")
+    return dev_report(net, tok, dev, args.max_tokens, args.target_recall)
+
+
+def train_finetune(args, sources, support_train, dev, tok, net: TriageNet) -> dict:
+    checkpoint = args.work_dir / "finetune.ckpt"
+    rows_all = training_rows(sources, support_train, args.support_repeat)
+    ids_all = encode_rows(tok, rows_all, args.max_tokens)
+    pos_weight = stress_pos_weight(support_train)
+    encoder = [
+        p for n, p in net.named_parameters() if n.split(".")[0] not in ("sentiment", "emotion", "stress")
+    ]
+    heads = [p for n, p in net.named_parameters() if n.split(".")[0] in ("sentiment", "emotion", "stress")]
+    optimizer = torch.optim.AdamW(
+        [{"params": encoder, "lr": args.lr}, {"params": heads, "lr": args.lr * 20}], weight_decay=0.01
+    )
+    per_epoch = min(len(rows_all), args.rows_per_epoch)
+    steps_per_epoch = per_epoch // args.batch_size
+    total_steps = steps_per_epoch * args.epochs
+    warmup = max(total_steps // 20, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(total_steps - warmup, 1)))
+    )
+    step = 0
+    if args.resume and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = state["step"]
+        log(args.work_dir, f"resumed at step {step}")
+    log(
+        args.work_dir,
+        f"finetune: {len(rows_all)} rows, {per_epoch}/epoch, {total_steps} steps of {args.batch_size}",
+    )
+
+    started = time.time()
+    while step < total_steps:
+        epoch = step // steps_per_epoch
+        # Same shuffle for an epoch whether run straight through or resumed.
+        epoch_rng = random.Random(SEED * 1000 + epoch)
+        picked = epoch_rng.sample(range(len(rows_all)), per_epoch)
+        # Batches of similar length (less padding), in random order.
+        picked.sort(key=lambda i: len(ids_all[i]) + epoch_rng.random() * 8)
+        batches = [
+            picked[i : i + args.batch_size]
+            for i in range(0, steps_per_epoch * args.batch_size, args.batch_size)
+        ]
+        epoch_rng.shuffle(batches)
+        net.train()
+        running = 0.0
+        for index in range(step - epoch * steps_per_epoch, steps_per_epoch):
+            batch = batches[index]
+            rows = [rows_all[i] for i in batch]
+            logits = net.heads(net.encode(*collate([ids_all[i] for i in batch])))
+            loss = losses(net, logits, rows, pos_weight)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            running += loss.item()
+            if step % args.log_every == 0:
+                rate = step / max(time.time() - started, 1e-9)
+                log(
+                    args.work_dir,
+                    f"step {step}/{total_steps} epoch {epoch} loss {running / args.log_every:.4f} "
+                    f"{rate:.2f} steps/s eta {(total_steps - step) / max(rate, 1e-9) / 60:.1f} min",
+                )
+                running = 0.0
+            if step % args.checkpoint_every == 0 or step == total_steps or index == steps_per_epoch - 1:
+                torch.save(
+                    {
+                        "net": net.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "step": step,
+                    },
+                    checkpoint,
+                )
+        report = dev_report(net, tok, dev, args.max_tokens, args.target_recall)
+        log(args.work_dir, f"epoch {epoch} dev {json.dumps(report)}")
+    return dev_report(net, tok, dev, args.max_tokens, args.target_recall)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mode", choices=("frozen", "finetune"), default="finetune")
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    parser.add_argument("--support", type=Path, default=default_support_path())
+    parser.add_argument("--work-dir", type=Path, default=Path("build/model"))
+    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rows-per-epoch", type=int, default=24000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--support-repeat", type=int, default=4)
+    parser.add_argument("--target-recall", type=float, default=0.95)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(args.threads)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    sources = load_all(args.data_dir, args.support, args.work_dir / "cache")
+    support_train, dev = split_support(sources)
+    log(
+        args.work_dir,
+        "sources: "
+        + ", ".join(f"{k}={len(v)}" for k, v in sources.items())
+        + f"; support train={len(support_train)} dev={len(dev)}",
+    )
+    tok = tokenizer()
+    net = TriageNet.from_pretrained()
+    if args.mode == "frozen":
+        report = train_frozen(args, sources, support_train, dev, tok, net)
+    else:
+        report = train_finetune(args, sources, support_train, dev, tok, net)
+    report.update(
+        {
+            "mode": args.mode,
+            "max_tokens": args.max_tokens,
+            "sources": {k: len(v) for k, v in sources.items()},
+            "support_train_rows": len(support_train),
+            "epochs": args.epochs if args.mode == "finetune" else 0,
+            "rows_per_epoch": args.rows_per_epoch if args.mode == "finetune" else 0,
+        }
+    )
+    torch.save(net.state_dict(), args.work_dir / f"{args.mode}.pt")
+    (args.work_dir / f"{args.mode}.json").write_text(json.dumps(report, indent=2) + "\n")
+    log(args.work_dir, f"done {args.mode}: {json.dumps(report)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
