@@ -24,7 +24,7 @@ from cctriage_common.topics import create_topics
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """"host:port" of a Kafka-protocol broker that answers ApiVersions."""
+    """ "host:port" of a Kafka-protocol broker that answers ApiVersions."""
     with kafka_broker() as bootstrap:
         yield bootstrap
 

@@ -151,10 +151,37 @@ def broker_command(kind: str, host: str, port: int, data_dir: Path) -> list[str]
     if kind == "tansu":
         # This Tansu build keeps everything in memory; data_dir only holds its log.
         url = f"tcp://{host}:{port}"
-        return [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/"]
-    return [binary, "start", "--only", "kafka", "--host", host, "--kafka-port", str(port),
-            "--data-dir", str(data_dir)]
+        return [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+    return [
+        binary,
+        "start",
+        "--only",
+        "kafka",
+        "--host",
+        host,
+        "--kafka-port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM if the thread that started it dies (Linux), so a killed
+    test run or a crashed ``cctriage-broker`` never leaves a broker behind holding its port."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 class EmbeddedBroker:
@@ -205,6 +232,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # a Ctrl-C in a test run must not reach the broker first
+            preexec_fn=die_with_parent,
         )
         started = time.monotonic()
         try:
@@ -214,8 +242,12 @@ class EmbeddedBroker:
             raise
         log.info(
             "broker ready",
-            extra={"broker": self.kind, "bootstrap": self.bootstrap, "pid": self.process.pid,
-                   "ready_s": round(time.monotonic() - started, 3)},
+            extra={
+                "broker": self.kind,
+                "bootstrap": self.bootstrap,
+                "pid": self.process.pid,
+                "ready_s": round(time.monotonic() - started, 3),
+            },
         )
         return self
 
@@ -259,8 +291,11 @@ def kafka_broker(
         yield settings.bootstrap_servers
         return
     with EmbeddedBroker(
-        settings.embedded_broker, port=port, data_dir=data_dir,
-        start_timeout_s=settings.start_timeout_s, stop_timeout_s=settings.stop_timeout_s,
+        settings.embedded_broker,
+        port=port,
+        data_dir=data_dir,
+        start_timeout_s=settings.start_timeout_s,
+        stop_timeout_s=settings.stop_timeout_s,
     ) as broker:
         yield broker.bootstrap
 
@@ -280,14 +315,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure("broker")
     if settings.bootstrap_servers:
-        log.info("KAFKA_BOOTSTRAP_SERVERS is set; not starting an embedded broker",
-                 extra={"bootstrap": settings.bootstrap_servers})
+        log.info(
+            "KAFKA_BOOTSTRAP_SERVERS is set; not starting an embedded broker",
+            extra={"bootstrap": settings.bootstrap_servers},
+        )
         return 0
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
-    broker = EmbeddedBroker(args.broker, port=args.port, data_dir=args.data_dir,
-                            start_timeout_s=settings.start_timeout_s, stop_timeout_s=settings.stop_timeout_s)
+    broker = EmbeddedBroker(
+        args.broker,
+        port=args.port,
+        data_dir=args.data_dir,
+        start_timeout_s=settings.start_timeout_s,
+        stop_timeout_s=settings.stop_timeout_s,
+    )
     try:
         broker.start()
     except BrokerError as exc:

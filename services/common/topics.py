@@ -39,14 +39,16 @@ class TopicSettings:
         "CCTRIAGE_TOPIC_PREFIX", "", "Prepended to every topic name (e.g. 'staging.'); empty in production."
     )
     partitions: int = env_field(
-        "CCTRIAGE_TOPIC_PARTITIONS", 8,
+        "CCTRIAGE_TOPIC_PARTITIONS",
+        8,
         "Partitions of every keyed topic. Fix it before go-live: changing it moves conversations.",
     )
     replication_factor: int = env_field(
         "CCTRIAGE_TOPIC_REPLICATION_FACTOR", 1, "Replicas per partition: 1 locally, 3 in production."
     )
     min_insync_replicas: int = env_field(
-        "CCTRIAGE_TOPIC_MIN_INSYNC_REPLICAS", 1,
+        "CCTRIAGE_TOPIC_MIN_INSYNC_REPLICAS",
+        1,
         "min.insync.replicas per topic: 1 locally, 2 in production (with replication factor 3).",
     )
 
@@ -241,6 +243,7 @@ def ensure_topics(
 
 
 def markdown_table(settings: TopicSettings | None = None) -> str:
+    """The topics table of docs/topics.md (a unit test keeps the two in step)."""
     settings = settings or TopicSettings()
     rows = [
         "| topic | key | value | partitions | retention | cleanup | purpose |",
@@ -249,9 +252,9 @@ def markdown_table(settings: TopicSettings | None = None) -> str:
     for spec in ALL:
         days = spec.retention_ms / DAY_MS
         retention = f"{days:g} days" if days >= 1 else f"{spec.retention_ms / HOUR_MS:g} hours"
-        partitions = spec.partitions or "`CCTRIAGE_TOPIC_PARTITIONS`"
+        value = f"`{spec.value_type}`" if spec.value_type.startswith("cctriage.") else spec.value_type
         rows.append(
-            f"| `{spec.name}` | {spec.key} | `{spec.value_type}` | {partitions} | {retention} "
+            f"| `{spec.name}` | {spec.key} | {value} | {spec.partition_count(settings)} | {retention} "
             f"| {spec.cleanup_policy} | {spec.description} |"
         )
     return "\n".join(rows)
@@ -273,8 +276,10 @@ def _describe(bootstrap: str, settings: TopicSettings) -> int:
                 problems += 1
             else:
                 state = "ok"
-            print(f"{name:40} partitions={declared:<3} retention.ms={spec.retention_ms:<11} "
-                  f"cleanup={spec.cleanup_policy:<8} {state}")
+            print(
+                f"{name:40} partitions={declared:<3} retention.ms={spec.retention_ms:<11} "
+                f"cleanup={spec.cleanup_policy:<8} {state}"
+            )
         return 1 if problems else 0
     finally:
         admin.close()
