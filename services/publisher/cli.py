@@ -36,6 +36,7 @@ from cctriage_common.events import (
     decode_json,
     decode_protobuf,
 )
+from cctriage_common.kafka import KafkaSettings
 from cctriage_common.logs import JsonFormatter
 from cctriage_common.settings import SettingsError, load
 from cctriage_common.topics import SUPPORT_EVENTS, TopicSettings
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load(PublisherSettings)
+        kafka = load(KafkaSettings)
         policy = load(ValidationPolicy)
         if args.max_text_bytes is not None:
             policy = dataclasses.replace(policy, max_text_bytes=args.max_text_bytes)
@@ -237,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 policy=policy,
                 delivery_timeout_s=settings.delivery_timeout_s,
                 connect_timeout_s=settings.connect_timeout_s,
+                kafka=kafka,
             )
         except PublisherError as exc:
             stream.close()

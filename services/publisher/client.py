@@ -13,12 +13,12 @@ it is sent; invalid events are returned with their errors and never reach the to
 events are serialized as protobuf and keyed by ``conversation_id``, so one conversation stays
 on one partition, in the order it was published.
 
-Durability: acks=all, unlimited retries bounded by a delivery timeout, and the idempotent
-producer whenever the broker supports it (kafka-python turns it on for brokers >= 0.11; both
-embedded brokers and Apache Kafka do), so a retried send never writes an event twice. Without
-idempotence, in-flight requests drop to one so that a retry cannot reorder a conversation.
-These settings are local to this module: no shared producer settings module existed when it
-was written.
+Durability: the project's shared producer settings (``cctriage_common.kafka``: acks=all, the
+batch size the embedded broker needs), unlimited retries bounded by a delivery timeout, and the
+idempotent producer whenever the broker supports it (kafka-python turns it on for brokers >=
+0.11; both embedded brokers and Apache Kafka do), so a retried send never writes an event
+twice. Without idempotence, in-flight requests drop to one so that a retry cannot reorder a
+conversation.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from cctriage_common.events import (
     ValidationPolicy,
     decode_message,
 )
+from cctriage_common.kafka import KafkaSettings, kafka_python_producer_config
 from cctriage_common.settings import env_field
 from cctriage_common.topics import SUPPORT_EVENTS
 
@@ -153,8 +154,9 @@ class SupportEventPublisher:
     """Validates and publishes SupportEvents to the support-events topic.
 
     ``topic`` defaults to the declared support-events topic (``cctriage_common.topics``).
-    ``producer_config`` overrides kafka-python KafkaProducer settings (e.g. security_protocol,
-    ssl_cafile, sasl_*); the durability settings above are applied unless overridden there.
+    ``kafka`` carries the project's shared Kafka client settings (``load(KafkaSettings)`` at
+    start; the class defaults otherwise). ``producer_config`` overrides kafka-python
+    KafkaProducer settings (e.g. security_protocol, ssl_cafile, sasl_*, batch_size) last.
     The topic must exist (``cctriage-topics create``): the publisher never auto-creates it.
     """
 
@@ -168,6 +170,7 @@ class SupportEventPublisher:
         delivery_timeout_s: float = 120.0,
         connect_timeout_s: float = 15.0,
         producer_config: Mapping[str, Any] | None = None,
+        kafka: KafkaSettings | None = None,
     ) -> None:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
@@ -176,17 +179,24 @@ class SupportEventPublisher:
             raise PublisherError("no Kafka to publish to: set KAFKA_BOOTSTRAP_SERVERS or --bootstrap-servers")
         self.topic = topic
         self.policy = policy
-        config: dict[str, Any] = {
-            "bootstrap_servers": bootstrap_servers.split(","),
-            "client_id": client_id,
-            "acks": "all",
-            "linger_ms": 5,
-            "delivery_timeout_ms": int(delivery_timeout_s * 1000),
-            "request_timeout_ms": min(30_000, int(delivery_timeout_s * 1000)),
-            "max_block_ms": int(connect_timeout_s * 1000),
-            "bootstrap_timeout_ms": int(connect_timeout_s * 1000),
-            "allow_auto_create_topics": False,
-        }
+        # The project's shared producer settings (cctriage_common.kafka: acks=all and the batch
+        # size the embedded broker needs), plus what a publishing tool adds. One deliberate
+        # difference: idempotence is left to kafka-python, which turns it on when the broker
+        # supports it (measured on noida-db and Tansu, tests/integration/test_publish.py), so a
+        # retried send never duplicates or reorders; the shared default turns it off for aiokafka.
+        config: dict[str, Any] = kafka_python_producer_config(kafka or KafkaSettings(), client_id)
+        del config["enable_idempotence"]
+        config.update(
+            {
+                "bootstrap_servers": bootstrap_servers.split(","),
+                "acks": "all",
+                "delivery_timeout_ms": int(delivery_timeout_s * 1000),
+                "request_timeout_ms": min(30_000, int(delivery_timeout_s * 1000)),
+                "max_block_ms": int(connect_timeout_s * 1000),
+                "bootstrap_timeout_ms": int(connect_timeout_s * 1000),
+                "allow_auto_create_topics": False,
+            }
+        )
         config.update(producer_config or {})
         # Look the topic up in a list of all topics before anything asks for it by name: both
         # embedded brokers create a topic on a by-name metadata request even when the client
