@@ -145,7 +145,7 @@ def agents_main(argv: list[str]) -> int:
     def notify(event) -> None:
         from . import metrics
 
-        if event.kind in ("accepted", "declined", "ignored", "completed", "error"):
+        if event.kind in metrics.REACTIONS:
             metrics.AGENT_REACTIONS.labels(event.kind).inc()
         log.info(
             "agent %s",

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 
 import grpc
@@ -86,10 +87,11 @@ class AgentProfile:
 
 
 def build_roster(count: int, seed: int = 1) -> list[AgentProfile]:
-    """``count`` agents: about 30% tier 1 (senior generalists), 35% tier 2, the rest tier 3.
+    """``count`` agents: about 30% tier 1, 35% tier 2, the rest tier 3.
 
-    Every skill has a tier-1 agent whose best skill it is, as far as the head count allows;
-    every agent speaks English, some also German or Spanish.
+    Tiers 1 and 2 cover every skill (best in one, competent in the rest); tier 3 agents know
+    one or two. Everybody speaks English; within each tier of three or more agents someone
+    also speaks German and someone Spanish, so no customer waits for want of a language.
     """
     if count < 1:
         raise ValueError(f"agents must be at least 1, got {count}")
@@ -99,15 +101,19 @@ def build_roster(count: int, seed: int = 1) -> list[AgentProfile]:
     roster = []
     for n in range(count):
         tier = 1 if n < seniors else 2 if n < seniors + middle else 3
+        in_tier = n if tier == 1 else n - seniors if tier == 2 else n - seniors - middle
         primary = SKILLS[n % len(SKILLS)]
         if tier == 1:
             skills = {s: rng.randint(5, 7) for s in SKILLS}
             skills[primary] = rng.randint(8, 10)
+        elif tier == 2:
+            skills = {s: rng.randint(3, 5) for s in SKILLS}
+            skills[primary] = rng.randint(6, 8)
         else:
-            extra = rng.sample([s for s in SKILLS if s != primary], k=rng.randint(0, 2 if tier == 2 else 1))
-            skills = {primary: rng.randint(5, 8) if tier == 2 else rng.randint(3, 6)}
-            skills.update({s: rng.randint(2, 5) for s in extra})
-        languages = ("en",) + (("de",) if n % 5 == 1 else ()) + (("es",) if n % 5 == 3 else ())
+            skills = {primary: rng.randint(3, 6)}
+            if rng.random() < 0.5:
+                skills[rng.choice([s for s in SKILLS if s != primary])] = rng.randint(2, 4)
+        languages = ("en",) + {1: ("de",), 2: ("es",)}.get(in_tier % 3, ())
         roster.append(AgentProfile(f"agent-{n + 1:02d}", tier, skills, languages, dict(CAPACITY[tier])))
     return roster
 
@@ -159,7 +165,8 @@ class AgentBehaviour:
 class PoolEvent:
     """Something an agent did, for the live view and the traffic generator."""
 
-    kind: str  # logged_in | offered | accepted | declined | ignored | completed | revoked | back | error
+    # logged_in | offered | accepted | declined | ignored | completed | ended | revoked | back | error
+    kind: str
     agent_id: str
     tier: int
     conversation_id: str = ""
@@ -185,7 +192,8 @@ class SimulatedAgent:
         self.notify = notify
         self.metadata = tuple(metadata)
         self.state = routing_pb2.AGENT_STATE_OFFLINE
-        self.conversations: set[str] = set()
+        # Conversations being worked: id -> (work task, when accepted, monotonic).
+        self.conversations: dict[str, tuple[asyncio.Task, float]] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._background: set[asyncio.Task] = set()
 
@@ -261,6 +269,7 @@ class SimulatedAgent:
 
     def _on_status(self, status: routing_pb2.AgentStatus) -> None:
         previous, self.state = self.state, status.state
+        self._check_held(status)
         if status.state == routing_pb2.AGENT_STATE_AWAY and previous != routing_pb2.AGENT_STATE_AWAY:
             # Set away by the server (missed offers): the person notices and comes back.
             self._spawn(self._come_back())
@@ -311,7 +320,6 @@ class SimulatedAgent:
             return
         finally:
             self._tasks.pop(offer.offer_id, None)
-        self.conversations.add(offer.conversation_id)
         self._event(
             "accepted",
             offer.conversation_id,
@@ -319,7 +327,7 @@ class SimulatedAgent:
             stressed=offer.stressed,
             waited_seconds=assignment.waited_seconds,
         )
-        self._spawn(self._work(offer))
+        self.conversations[offer.conversation_id] = (self._spawn(self._work(offer)), time.monotonic())
 
     async def _work(self, offer: routing_pb2.Offer) -> None:
         await asyncio.sleep(self.behaviour.handle_seconds(offer.channel))
@@ -335,11 +343,48 @@ class SimulatedAgent:
             )
             self._event("completed", offer.conversation_id, detail=f"wrap-up {wrap_up} s")
         except grpc.aio.AioRpcError as exc:
-            self._event(
-                "error", offer.conversation_id, detail=f"Complete: {exc.code().name}: {exc.details()}"
-            )
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                # The customer closed it first and the routing service let it go.
+                self._event("ended", offer.conversation_id, detail="closed by the customer")
+            else:
+                self._event(
+                    "error", offer.conversation_id, detail=f"Complete: {exc.code().name}: {exc.details()}"
+                )
         finally:
-            self.conversations.discard(offer.conversation_id)
+            self.conversations.pop(offer.conversation_id, None)
+
+    def _check_held(self, status: routing_pb2.AgentStatus) -> None:
+        """A conversation the server no longer lists for us was closed by the customer: stop working it.
+
+        A status sent just before our acceptance may arrive just after it, so a conversation
+        accepted in the last two seconds is not taken as gone.
+        """
+        held = set(status.conversation_ids)
+        now = time.monotonic()
+        ended = [
+            cid for cid, (_, since) in self.conversations.items() if cid not in held and now - since > 2.0
+        ]
+        for conversation_id in ended:
+            task, _ = self.conversations.pop(conversation_id)
+            task.cancel()
+            self._event("ended", conversation_id, detail="closed by the customer")
+        if ended and not self.conversations and status.state == routing_pb2.AGENT_STATE_AVAILABLE:
+            self._spawn(self._wrap_up())
+
+    async def _wrap_up(self) -> None:
+        """After-contact work for a conversation the customer ended; the server's timer ends it."""
+        try:
+            await self.stub.SetState(
+                routing_pb2.SetStateRequest(
+                    agent_id=self.profile.agent_id,
+                    state=routing_pb2.AGENT_STATE_WRAP_UP,
+                    reason="after-contact work",
+                    wrap_up_seconds=self.behaviour.wrap_up_seconds(),
+                ),
+                metadata=self.metadata,
+            )
+        except grpc.aio.AioRpcError as exc:
+            self._event("error", detail=f"SetState WRAP_UP: {exc.code().name}: {exc.details()}")
 
 
 class AgentPool:

@@ -487,7 +487,7 @@ class Demo:
 
         def on_pool(event: PoolEvent) -> None:
             self.state.on_pool(event)
-            if event.kind in ("accepted", "declined", "ignored", "completed", "error"):
+            if event.kind in metrics.REACTIONS:
                 metrics.AGENT_REACTIONS.labels(event.kind).inc()
             if event.kind == "logged_in":
                 seen.add(event.agent_id)

@@ -16,10 +16,11 @@ CONVERSATIONS_STARTED = Counter(
     "repeat, anxious).",
     ["persona"],
 )
+REACTIONS = ("accepted", "declined", "ignored", "completed", "ended", "error")
 AGENT_REACTIONS = Counter(
     "cctriage_sim_agent_reactions_total",
     "What simulated agents did with offers (accepted, declined, ignored) and how their work ended "
-    "(completed, error).",
+    "(completed by the agent, ended by the customer closing first, error).",
     ["reaction"],
 )
 FLAG_TO_AGENT = Histogram(

@@ -185,7 +185,7 @@ class LiveState:
 
     def on_pool(self, event: PoolEvent) -> None:
         self.agent_tiers.setdefault(event.agent_id, event.tier)
-        if event.kind in ("accepted", "declined", "ignored"):
+        if event.kind in ("accepted", "declined", "ignored", "completed", "ended"):
             self.agent_reactions[event.kind] += 1
         elif event.kind == "error":
             self.agent_reactions["error"] += 1
@@ -419,7 +419,10 @@ class RichView:
         reactions = state.agent_reactions
         foot = Text(
             f"offers: accepted {reactions['accepted']}, declined {reactions['declined']}, "
-            f"left to time out {reactions['ignored']}  |  " + "  ".join(self.header) + "  |  Ctrl+C stops",
+            f"left to time out {reactions['ignored']}; work: completed {reactions['completed']}, "
+            f"closed by the customer first {reactions['ended']}  |  "
+            + "  ".join(self.header)
+            + "  |  Ctrl+C stops",
             style="dim",
         )
         return Group(head, stressed, routed, grid, foot)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import grpc
 from cctriage.events.v1 import events_pb2
@@ -156,3 +157,43 @@ def test_a_declined_offer_goes_to_the_next_agent(tmp_path):
     assert len(accepted) == 2 and all(e.agent_id != first for e in accepted)
     declined = [e for e in events if e.kind == "declined"]
     assert declined and all(e.agent_id == first and e.detail for e in declined)
+
+
+def test_a_conversation_the_customer_closes_ends_the_agents_work_and_starts_wrap_up(tmp_path):
+    roster = [a for a in build_roster(4, seed=2) if a.tier == 1][:1]
+    # Long handling (20-50 s): the customer leaves first.
+    slow = lambda profile: AgentBehaviour(random.Random(3), accept=1.0, decline=0.0, pace=1.0)  # noqa: E731
+    with running_server(tmp_path, ROUTING_AUTH_ENABLED="1", ROUTING_AUTH_TOKENS=tokens(roster)) as address:
+        closed_at: list[float] = []
+
+        def close(events) -> bool:
+            """Triage withdraws the conversation (closed) a while after the agent took it."""
+            accepted = [e for e in events if e.kind == "accepted"]
+            if accepted and not closed_at:
+                closed_at.append(time.monotonic() + 2.5)  # past the agent's two-second guard
+            if closed_at and closed_at[0] <= time.monotonic() and len(closed_at) == 1:
+                closed_at.append(0.0)
+                with grpc.insecure_channel(address) as channel:
+                    routing_pb2_grpc.TriageRoutingStub(channel).WithdrawConversation(
+                        routing_pb2.WithdrawConversationRequest(
+                            idempotency_key="close-conv-closed-1",
+                            conversation_id="conv-closed-1",
+                            sequence=2,
+                            reason=routing_pb2.WITHDRAW_REASON_CLOSED,
+                        ),
+                        metadata=(("authorization", f"Bearer {TRIAGE}"),),
+                        timeout=5,
+                    )
+            if not any(e.kind == "ended" for e in events):
+                return False
+            states.append(snapshot(address).agents[0].state)
+            return states[-1] == routing_pb2.AGENT_STATE_WRAP_UP
+
+        states: list[int] = []
+        events = asyncio.run(
+            run_pool(address, roster, slow, close, conversations=["conv-closed-1"], timeout=20)
+        )
+    kinds = [e.kind for e in events]
+    assert "accepted" in kinds and "ended" in kinds, kinds
+    assert "completed" not in kinds and "error" not in kinds, events
+    assert states[-1] == routing_pb2.AGENT_STATE_WRAP_UP, "after-contact work once the customer left"
