@@ -152,10 +152,15 @@ def test_demo_routes_stressed_customers_to_seniors_and_ctrl_c_leaves_nothing(tmp
         assert first[0] - started[0] <= SENIOR_BOUND_S
 
         # Every service's /metrics answers with its own series while it runs.
+        scraped = {}
         for url in urls:
             with urllib.request.urlopen(url, timeout=5) as response:
-                body = response.read().decode()
-            assert response.status == 200 and "cctriage_" in body, url
+                assert response.status == 200, url
+                scraped[url] = response.read().decode()
+        everything = "\n".join(scraped.values())
+        assert "routing_ready 1.0" in everything
+        assert "cctriage_triage_events_total" in everything
+        assert "cctriage_sim_events_published_total" in everything
         out.drain(AFTER_FIRST_S)
         children.update(_descendants(demo.pid))
 
