@@ -129,3 +129,58 @@ def test_prometheus_scrapes_the_router_and_the_rules_see_it(tmp_path: Path, rout
         process.wait(15)
         prom.wait_for('up{job="cctriage-routing"} == 0')
         prom.wait_for('ALERTS{alertname="CctriageRoutingDown", alertstate="pending"}')
+
+
+@pytest.mark.slow
+def test_prometheus_scrapes_the_pipeline_during_a_short_run(
+    tmp_path: Path, kafka_bootstrap: str, kafka_topics
+) -> None:
+    """Broker, router and a triage worker with the real model; an escalating customer, a calm
+    one and a malformed event. Prometheus sees the traffic, the dead letter, the route call and
+    its latency, and, with no agent logged in, the "no senior agent" alert on its way."""
+    from cctriage_common.topics import TopicSettings, ensure_topics
+    from cctriage_routing.testing import server_environment, server_process
+    from triage_support import CALM, ESCALATING, Conversation, publish, worker_factory
+
+    token = "prometheus-test-triage-token"
+    prefix = kafka_topics.prefix
+    ensure_topics(kafka_bootstrap, prefix=prefix, settings=TopicSettings(prefix=prefix, partitions=2))
+    routing_metrics = free_port()
+    environ = server_environment(tmp_path, ROUTING_METRICS_PORT=str(routing_metrics),
+                                 ROUTING_AUTH_ENABLED="1", ROUTING_AUTH_TOKENS=f"{token}=triage")
+    with server_process(environ) as (routing_address, _), \
+            worker_factory(kafka_bootstrap, prefix, tmp_path, routing_address, partitions=2,
+                           extra_env={"TRIAGE_ROUTING_TOKEN": token, "TRIAGE_CREATE_TOPICS": "0"}) as workers:
+        worker = workers.start().wait_ready(90)
+        jobs = {"cctriage-routing": [f"127.0.0.1:{routing_metrics}"],
+                "cctriage-triage": [f"127.0.0.1:{worker.port}"]}
+        with running_prometheus(tmp_path, jobs) as prom:
+            prom.wait_for('sum(up{job=~"cctriage-routing|cctriage-triage"}) == 2')
+            prom.wait_for("cctriage_triage_ready == 1")
+            angry, calm = Conversation(), Conversation()
+            events = [angry.opened(prior_contacts=2), calm.opened()]
+            events += [angry.customer(text) for text in ESCALATING]
+            events += [calm.customer(text) for text in CALM]
+            events.append((b"broken", b"\x00not a support event"))
+            publish(kafka_bootstrap, workers.topic("support-events"), events)
+
+            scored = len(ESCALATING) + len(CALM)
+            prom.wait_for(f'sum(cctriage_triage_events_total{{outcome="scored"}}) == {scored}', 60)
+            prom.wait_for("sum(cctriage_triage_dead_letters_total) == 1")
+            prom.wait_for('sum(grpc_server_handled_total{job="cctriage-routing", '
+                          'grpc_method=~"RouteConversations?", grpc_code="OK"}) >= 1')
+            prom.wait_for("sum(cctriage_triage_event_to_route_seconds_count) >= 1")
+            prom.wait_for("cctriage:triage_event_to_route_seconds:p99_5m > 0")
+            prom.wait_for('sum(cctriage_triage_flags_total{band=~"high|critical"}) >= 1')
+            prom.wait_for('cctriage_triage_model_info{job="cctriage-triage"} == 1')
+            prom.wait_for("cctriage:triage_consumer_lag_messages:sum")
+            # The stressed customer waits at the router; no senior agent is logged in.
+            prom.wait_for('sum(routing_queue_depth_conversations{priority_band=~"high|urgent"}) >= 1')
+            prom.wait_for('ALERTS{alertname="CctriageNoSeniorAgentAvailable", alertstate="pending"}')
+
+            rules = prom.rules()
+            assert all(rule["health"] == "ok" for rule in rules), [
+                (r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+            alerts = {a["metric"]["alertname"] for a in prom.query("ALERTS")}
+            down = {"CctriageTriageWorkersAbsent", "CctriageTriageWorkerDown", "CctriageRoutingDown"}
+            assert not alerts & down
