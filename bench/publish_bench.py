@@ -8,7 +8,8 @@ Run: ``.venv/bin/python bench/publish_bench.py [--events 5000] [--repeats 3]``.
 2. Publishing through a real embedded broker: the ``cctriage-publish`` command on a JSON-lines
    file (process start, validation, per-line report, acks=all) and the Python client's
    ``publish_many`` on dicts (validation, serialization, acks=all, idempotent), against a bare
-   kafka-python producer sending the same events already serialized (acks=all, idempotent).
+   kafka-python producer sending the same events already serialized, with the same producer
+   settings (the shared ``cctriage_common.kafka`` ones: acks=all, idempotent, batch size).
 
 Realistic events: the mix of a contact centre (opened, customer and agent messages of about 20
 to 60 words, agent joined, closed) over many conversations. Prints a table and writes
@@ -32,6 +33,7 @@ from pathlib import Path
 from cctriage.events.v1 import events_pb2
 from cctriage_common.broker import BrokerSettings, kafka_broker
 from cctriage_common.events import decode_json, decode_protobuf
+from cctriage_common.kafka import KafkaSettings, kafka_python_producer_config
 from cctriage_common.settings import load
 from cctriage_common.topics import create_topics
 from google.protobuf import json_format
@@ -150,6 +152,10 @@ def publishing(events: list[dict], repeats: int) -> dict[str, float]:
     from cctriage_publish.client import SupportEventPublisher
 
     cli_rates, raw_rates, client_rates = [], [], []
+    # The bare producer gets the same settings the client builds on: the shared ones, with
+    # kafka-python's own idempotence default.
+    bare_config = kafka_python_producer_config(load(KafkaSettings), "bench-bare")
+    del bare_config["enable_idempotence"]
     with kafka_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.jsonl"
         path.write_text("".join(json.dumps(e) + "\n" for e in events))
@@ -170,7 +176,7 @@ def publishing(events: list[dict], repeats: int) -> dict[str, float]:
             topic = f"bench-raw-{run}-{os.getpid()}"
             create_topics(bootstrap, [(topic, 8, {})])
             started = time.perf_counter()
-            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+            producer = KafkaProducer(**dict(bare_config, bootstrap_servers=bootstrap))
             futures = [producer.send(topic, key=key, value=value) for key, value in blobs]
             producer.flush()
             for future in futures:
@@ -186,6 +192,7 @@ def publishing(events: list[dict], repeats: int) -> dict[str, float]:
                 client_rates.append(len(events) / (time.perf_counter() - started))
             assert all(r.status == "published" for r in results)
     return {
+        "producer_batch_size": bare_config["batch_size"],
         "python_client_publish_many_per_s": statistics.median(client_rates),
         "cctriage_publish_cli_per_s": statistics.median(cli_rates),
         "bare_kafka_python_producer_per_s": statistics.median(raw_rates),
@@ -240,7 +247,10 @@ def main() -> int:
             p["bare_kafka_python_producer_per_s"],
         ),
     ]
-    print(f"{len(events)} events, mean {result['mean_json_bytes']} JSON bytes, median of {args.repeats}")
+    print(
+        f"{len(events)} events, mean {result['mean_json_bytes']} JSON bytes, median of {args.repeats}, "
+        f"{result['broker']}, producer batch_size {p['producer_batch_size']}"
+    )
     print(f"{'measured':38} {'events/s':>10}   {'baseline':26} {'events/s':>10}  ratio")
     for name, value, base_name, base in rows:
         print(f"{name:38} {value:10,.0f}   {base_name:26} {base:10,.0f}  {value / base:5.2f}")
