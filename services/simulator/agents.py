@@ -57,11 +57,11 @@ CAPACITY: dict[int, dict[int, int]] = {
 }
 # Seconds an agent works a conversation before completing it, per channel (before pace).
 HANDLE_SECONDS: dict[int, tuple[float, float]] = {
-    Channel.CHANNEL_CHAT: (20, 50),
-    Channel.CHANNEL_SMS: (20, 50),
-    Channel.CHANNEL_SOCIAL: (15, 40),
-    Channel.CHANNEL_VOICE: (25, 60),
-    Channel.CHANNEL_EMAIL: (10, 30),
+    Channel.CHANNEL_CHAT: (10, 30),
+    Channel.CHANNEL_SMS: (10, 30),
+    Channel.CHANNEL_SOCIAL: (10, 25),
+    Channel.CHANNEL_VOICE: (15, 40),
+    Channel.CHANNEL_EMAIL: (8, 20),
 }
 
 
@@ -151,7 +151,7 @@ class AgentBehaviour:
         return Reaction("ignore", 0.0)
 
     def handle_seconds(self, channel: int) -> float:
-        lo, hi = HANDLE_SECONDS.get(channel, (20, 50))
+        lo, hi = HANDLE_SECONDS.get(channel, (10, 30))
         return self.rng.uniform(lo, hi) * self.pace
 
     def wrap_up_seconds(self) -> int:

@@ -161,7 +161,7 @@ def test_a_declined_offer_goes_to_the_next_agent(tmp_path):
 
 def test_a_conversation_the_customer_closes_ends_the_agents_work_and_starts_wrap_up(tmp_path):
     roster = [a for a in build_roster(4, seed=2) if a.tier == 1][:1]
-    # Long handling (20-50 s): the customer leaves first.
+    # Chat handling takes 10-30 s: the customer leaves first (after 2.5 s).
     slow = lambda profile: AgentBehaviour(random.Random(3), accept=1.0, decline=0.0, pace=1.0)  # noqa: E731
     with running_server(tmp_path, ROUTING_AUTH_ENABLED="1", ROUTING_AUTH_TOKENS=tokens(roster)) as address:
         closed_at: list[float] = []
