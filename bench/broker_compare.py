@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 import tempfile
@@ -229,6 +230,7 @@ async def measure(kind: str) -> dict[str, object]:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.CRITICAL)  # the point is the figures, not client retries
     kinds = sys.argv[1:] or list(BROKER_KINDS)
     for kind in kinds:
         print(json.dumps(asyncio.run(measure(kind))), flush=True)

@@ -41,7 +41,7 @@ from cctriage_common.settings import SettingsError, env_field, load
 log = logging.getLogger(__name__)
 
 BROKER_KINDS = ("noida", "tansu")
-DEFAULT_KIND = "noida"
+DEFAULT_KIND = "tansu"
 
 
 @dataclasses.dataclass(frozen=True)

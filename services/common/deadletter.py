@@ -97,6 +97,9 @@ class DeadLetter:
             raise ValueError("dlq.error must be an exception class name, not a message")
         if self.failed_at.tzinfo is None:
             raise ValueError("dlq.failed_at must be timezone-aware")
+        # The header carries milliseconds; keep the same precision so a parsed letter compares equal.
+        moment = self.failed_at.astimezone(UTC)
+        object.__setattr__(self, "failed_at", moment.replace(microsecond=moment.microsecond // 1000 * 1000))
 
 
 def _format_time(moment: datetime) -> str:

@@ -82,3 +82,8 @@ def test_parse_names_the_missing_or_bad_header():
         parse_dead_letter({**headers, "dlq.failed_at": b"yesterday"})
     with pytest.raises(ValueError, match="dlq.source.partition"):
         parse_dead_letter({**headers, "dlq.source.partition": b"three"})
+
+
+def test_a_fresh_letter_round_trips_at_millisecond_precision():
+    fresh = DeadLetter(Reason.UNDECODABLE, Stage.DECODE, "triage", "support-events", 0, 0)
+    assert parse_dead_letter(dead_letter_headers(fresh)) == fresh
