@@ -94,18 +94,57 @@ class ValidationPolicy:
 DEFAULT_POLICY = ValidationPolicy()
 
 
+# Error codes: the dead-letter vocabulary (cctriage_common.deadletter.Reason), so that a consumer
+# can put the first error's code in ``dlq.reason`` as is.
+UNDECODABLE = "undecodable"
+MISSING_FIELD = "missing_field"
+INVALID_FIELD = "invalid_field"
+UNSUPPORTED_EVENT = "unsupported_event"
+TOO_LARGE = "too_large"
+
+_MAP_KEY = re.compile(r'\["(?:[^"\\]|\\.)*"\]')
+
+
 @dataclasses.dataclass(frozen=True)
 class ValidationError:
-    """One problem with one event: the proto field path ("" for the event as a whole) and why."""
+    """One problem with one event: the proto field path ("" for the event as a whole), why, and a code.
+
+    ``code`` is one of UNDECODABLE, MISSING_FIELD, INVALID_FIELD, UNSUPPORTED_EVENT, TOO_LARGE;
+    when not given it follows from the error (required -> missing, over a limit -> too large).
+    """
 
     field: str
     reason: str
+    code: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.code:
+            if "the limit is" in self.reason:
+                code = TOO_LARGE
+            elif self.field == "payload" and self.reason.startswith("is required"):
+                code = UNSUPPORTED_EVENT
+            elif self.reason.startswith("is required"):
+                code = MISSING_FIELD
+            elif not self.field:
+                code = UNDECODABLE
+            else:
+                code = INVALID_FIELD
+            object.__setattr__(self, "code", code)
+
+    @property
+    def schema_field(self) -> str | None:
+        """The plain proto path (``metadata``, not ``metadata["k"]``), or None for the whole event
+        or an unknown field: what a ``dlq.field`` header may carry."""
+        path = _MAP_KEY.sub("", self.field)
+        if not path or "<" in path:
+            return None
+        return path
 
     def __str__(self) -> str:
         return f"{self.field}: {self.reason}" if self.field else self.reason
 
     def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "reason": self.reason}
+        return {"field": self.field, "reason": self.reason, "code": self.code}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +163,11 @@ class DecodedEvent:
     @property
     def ok(self) -> bool:
         return not self.errors and self.event is not None
+
+    @property
+    def code(self) -> str:
+        """The first error's code ("" when valid): a dead-letter reason."""
+        return self.errors[0].code if self.errors else ""
 
     def reasons(self) -> str:
         """All errors on one line, e.g. for a dead-letter header."""
@@ -426,6 +470,11 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _locate_wire_problem(data: bytes, descriptor: Descriptor, prefix: str) -> ValidationError | None:
     """Walk the wire format to name the field a protobuf decode error comes from."""
+    problem = _walk_wire(data, descriptor, prefix)
+    return None if problem is None else dataclasses.replace(problem, code=UNDECODABLE)
+
+
+def _walk_wire(data: bytes, descriptor: Descriptor, prefix: str) -> ValidationError | None:
     pos = 0
     while pos < len(data):
         try:
@@ -456,7 +505,7 @@ def _locate_wire_problem(data: bytes, descriptor: Descriptor, prefix: str) -> Va
                     except UnicodeDecodeError:
                         return ValidationError(path, "is not valid UTF-8")
                 elif field is not None and field.type == FieldDescriptor.TYPE_MESSAGE:
-                    inner = _locate_wire_problem(chunk, field.message_type, path + ".")
+                    inner = _walk_wire(chunk, field.message_type, path + ".")
                     if inner is not None:
                         return inner
             else:

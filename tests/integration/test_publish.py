@@ -197,7 +197,9 @@ def test_cli_reads_stdin_and_reports_json(kafka_topics):
     assert entries[0]["partition"] == entries[1]["partition"], "one conversation, one partition"
     assert entries[1]["offset"] > entries[0]["offset"]
     assert entries[2]["status"] == "invalid"
-    assert {"field": "conversation_id", "reason": "is required"} in entries[2]["errors"]
+    assert {"field": "conversation_id", "reason": "is required", "code": "missing_field"} in entries[2][
+        "errors"
+    ]
     summary = entries[-1]["summary"]
     assert summary["published"] == 2 and summary["invalid"] == 1 and summary["blank"] == 1
     assert summary["idempotent"] is True

@@ -415,3 +415,29 @@ def test_decode_protobuf_survives_any_single_byte_corruption(position, byte):
     result = decode_protobuf(bytes(data), now=NOW)
     assert result.ok or result.errors
     assert all(SECRET not in str(error) for error in result.errors)
+
+
+def test_error_codes_are_dead_letter_reasons_and_fields_fit_the_header():
+    from cctriage_common.deadletter import DeadLetter, Reason, Stage
+
+    cases = {
+        "missing_field": decode_json(message_event(eventId=None), now=NOW),
+        "unsupported_event": decode_json(message_event(messagePosted=None), now=NOW),
+        "too_large": decode_json(
+            message_event(messagePosted={"authorRole": "AUTHOR_ROLE_CUSTOMER", "text": "x" * 70_000}), now=NOW
+        ),
+        "invalid_field": decode_json(message_event(metadata={'a"b\x01': "v"}), now=NOW),
+        "undecodable": decode_protobuf(b"\x0a\x05abc", now=NOW),
+    }
+    for code, result in cases.items():
+        assert result.code == code, (code, result.errors)
+        error = result.errors[0]
+        # The triage worker puts these straight into dlq.* headers: they must be accepted there.
+        DeadLetter(
+            Reason(error.code), Stage.VALIDATE, "triage", "support-events", 0, 0, field=error.schema_field
+        )
+    assert cases["invalid_field"].errors[0].schema_field == "metadata"
+    assert cases["too_large"].errors[0].schema_field == "message_posted.text"
+    assert decode_json("{oops", now=NOW).errors[0].schema_field is None
+    unknown = decode_protobuf(valid_proto().SerializeToString() + b"\xa0\x06\x01", now=NOW).errors[0]
+    assert unknown.field == "<field 100>" and unknown.schema_field is None

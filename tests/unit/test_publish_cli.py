@@ -110,7 +110,7 @@ def test_json_report_for_machines(tmp_path):
         "line": 2,
         "event_id": "evt-2",
         "status": "invalid",
-        "errors": [{"field": "tenant_id", "reason": "is required"}],
+        "errors": [{"field": "tenant_id", "reason": "is required", "code": "missing_field"}],
     }
     summary = entries[2]["summary"]
     assert (summary["total"], summary["valid"], summary["invalid"], summary["dry_run"]) == (2, 1, 1, True)
