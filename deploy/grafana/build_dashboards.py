@@ -149,8 +149,8 @@ SUPERVISOR = [
             (f'sum by (band) (rate(cctriage_triage_flags_total{{action!="withdrawn"}}[{RATE}]))', "{{band}}"),
         ], unit="ops", stack=True, width=12, description="New and changed flags per second."),
         Panel("Supervisor alerts", [
-            (f"sum by (severity) (increase(cctriage_triage_alerts_total[{RATE}]))", "{{severity}}"),
-        ], unit="short", width=12),
+            (f"sum by (severity) (rate(cctriage_triage_alerts_total[{RATE}]))", "{{severity}}"),
+        ], unit="ops", width=12),
     ]),
     Row("Queue and agents", [
         Panel("Waiting conversations by priority", [

@@ -116,7 +116,7 @@ def draw(dashboard: dict, prom: Prometheus, start: float, end: float, out: Path,
                      weight="bold")
             continue
         pad = 0.6 / rows  # room for the panel title and the x axis labels
-        ax = fig.add_axes((left + 0.025, bottom + pad, width - 0.03, height - 2 * pad), facecolor=PANEL)
+        ax = fig.add_axes((left + 0.035, bottom + pad, width - 0.04, height - 2 * pad), facecolor=PANEL)
         ax.set_title(panel["title"], color=TEXT, fontsize=9, loc="left")
         for spine in ax.spines.values():
             spine.set_color(GRID)
