@@ -9,7 +9,8 @@
 Every input line (record, for protobuf) gets one result: published (with partition and offset),
 invalid (the errors name the field; nothing was sent), or failed (valid, not acknowledged by
 Kafka). Valid lines are published even when others are invalid. Exit code: 0 when every line
-was published (or, with --dry-run, is valid), 1 when any line was invalid or failed, 2 when
+was published (or, with --dry-run, is valid), 1 when any line was invalid or failed or the run
+was interrupted (SIGTERM, Ctrl-C: what was sent is acknowledged and reported first), 2 when
 nothing could be done (unreadable input, Kafka unreachable, topic missing, bad option).
 """
 
@@ -30,6 +31,8 @@ from typing import IO, Any
 
 from cctriage_common.events import (
     MAX_EVENT_BYTES,
+    MAX_JSON_BYTES,
+    TOO_LARGE,
     DecodedEvent,
     ValidationError,
     ValidationPolicy,
@@ -55,12 +58,26 @@ MAX_PENDING = 10_000
 CHUNK = 500
 
 
-def _read_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
-    for number, line in enumerate(stream, start=1):
+def _read_jsonl(stream: IO[bytes]) -> Iterator[tuple[str, int, bytes | None]]:
+    """("record", number, line), ("blank", number, None) or ("too_long", number, None).
+
+    Memory stays bounded: a line longer than MAX_JSON_BYTES is skipped to its end, not read whole.
+    """
+    number = 0
+    while True:
+        line = stream.readline(MAX_JSON_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_JSON_BYTES:
+            while line and not line.endswith(b"\n"):
+                line = stream.readline(1 << 20)
+            yield "too_long", number, None
+            continue
         if number == 1 and line.startswith(b"\xef\xbb\xbf"):
             line = line[3:]  # a UTF-8 byte order mark, as some Windows editors write
         stripped = line.strip()
-        yield number, (stripped or None)  # None: a blank line, skipped
+        yield ("record", number, stripped) if stripped else ("blank", number, None)
 
 
 def _read_varint(stream: IO[bytes]) -> int | None:
@@ -102,12 +119,12 @@ def _read_delimited(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 
 
 def _feed(stream: IO[bytes], fmt: str, records: queue.Queue) -> None:
-    """Reader thread. Puts ("record", number, bytes), ("blank", number, None),
-    ("broken", number, reason) and finally ("end", 0, None)."""
+    """Reader thread. Puts ("record", number, bytes), ("blank", number, None), ("too_long",
+    number, None), ("broken", number, reason) and finally ("end", 0, None)."""
     try:
         if fmt == "jsonl":
-            for number, line in _read_jsonl(stream):
-                records.put(("blank", number, None) if line is None else ("record", number, line))
+            for item in _read_jsonl(stream):
+                records.put(item)
         else:
             try:
                 for number, data in _read_delimited(stream):
@@ -309,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
                 last_line = number
                 if kind == "blank":
                     summary.blank += 1
+                elif kind == "too_long":
+                    error = ValidationError(
+                        "", f"line is longer than the limit of {MAX_JSON_BYTES} bytes", TOO_LARGE
+                    )
+                    chunk.append((number, DecodedEvent(None, (error,))))
                 elif kind == "broken":
                     error = ValidationError("", f"{data}; the rest of the input cannot be read")
                     chunk.append((number, DecodedEvent(None, (error,))))

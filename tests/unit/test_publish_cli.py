@@ -101,6 +101,18 @@ def test_byte_order_mark_and_crlf_line_endings_are_accepted(tmp_path):
     assert code == 0, out
 
 
+def test_an_over_long_line_is_reported_and_skipped_without_reading_it_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "MAX_JSON_BYTES", 1000)
+    content = jsonl(event(1), b'{"eventId": "evt-2", "pad": "' + b"x" * 5000 + b'"}', event(3))
+    code, out, _ = run(tmp_path, content)
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[1] == "line 2: -: INVALID line is longer than the limit of 1000 bytes"
+    assert lines[2] == "line 3: evt-3: OK (valid, not published: dry run)"
+    code, out, _ = run(tmp_path, content, "--report", "json")
+    assert json.loads(out.splitlines()[1])["errors"][0]["code"] == "too_large"
+
+
 def test_json_report_for_machines(tmp_path):
     code, out, _ = run(tmp_path, jsonl(event(1), event(2, tenantId="")), "--report", "json")
     entries = [json.loads(line) for line in out.splitlines()]
