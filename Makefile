@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-unit run proto lint bench clean model eval bench-model
+.PHONY: install test test-unit run proto lint bench clean model eval bench-model bench-routing
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ eval: install
 
 bench-model: install
 	$(BIN)/python bench/model_bench.py
+
+# Routing service: decision latency at 10k agents / 50k waiting, route calls/s over gRPC, memory.
+bench-routing: install
+	nice -n 10 $(BIN)/python bench/routing_bench.py
 
 lint: install
 	$(BIN)/ruff check services tests bench proto

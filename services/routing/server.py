@@ -8,6 +8,7 @@ committed (see journal.py).
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -275,6 +276,11 @@ class RoutingServer:
         started = time.perf_counter()
         counts = self.journal.load(self.engine)
         self.journal.start()
+        # Recovered state lives as long as the process: move it out of the cyclic GC's way,
+        # or a full collection walks every agent and conversation (measured: 0.6 s pauses at
+        # 10k agents / 50k waiting; p99 of an agent-freed decision 4.5 ms -> 0.7 ms).
+        gc.collect()
+        gc.freeze()
         log.info(
             "journal recovered",
             extra={

@@ -1,0 +1,570 @@
+"""Routing benchmark: decision latency in-process, route calls/s over gRPC, memory.
+
+    .venv/bin/python bench/routing_bench.py            # full size: 10,000 agents, 50,000 waiting
+    .venv/bin/python bench/routing_bench.py --quick    # small, for a smoke run
+
+Prints a table and writes bench/results/routing_bench.json. The same run measures a naive
+baseline (a linear-scan matcher over the same world) so the figures compare like for like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SKILLS = ["billing", "tech", "sales", "cancel", "fraud", "loyalty"]
+LANGS = ["en", "de", "fr"]
+QUEUES = ["general", "retention", "vip", "support"]
+CHAT, VOICE = 1, 3
+
+
+def _rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+# ---------------------------------------------------------------------------------- world
+
+
+def agent_profiles(n: int, rnd: random.Random) -> list[tuple]:
+    out = []
+    for i in range(n):
+        skills = [(s, rnd.randint(1, 10)) for s in rnd.sample(SKILLS, rnd.randint(1, 3))]
+        langs = rnd.sample(LANGS, rnd.randint(1, 2))
+        queues = [] if rnd.random() < 0.5 else rnd.sample(QUEUES, 2)
+        out.append(
+            (f"a{i}", "acme", rnd.choice([1, 2, 2, 3, 3, 3]), skills, langs, [(CHAT, 3), (VOICE, 1)], queues)
+        )
+    return out
+
+
+def conversation(i: int, rnd: random.Random):
+    from cctriage_routing.engine import RouteRequest
+
+    stressed = rnd.random() < 0.2
+    return RouteRequest(
+        conversation_id=f"c{i}",
+        tenant_id="acme",
+        queue=rnd.choice(QUEUES),
+        channel=rnd.choice([CHAT, CHAT, CHAT, VOICE]),
+        priority=rnd.randint(0, 100),
+        stress=0.9 if stressed else 0.2,
+        stressed=stressed,
+        skills=((rnd.choice(SKILLS), rnd.randint(0, 6)),),
+        language=rnd.choice(LANGS),
+        idempotency_key=f"k{i}",
+        sequence=1,
+    )
+
+
+class FixedClock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def build_world(agents: int, waiting: int, seed: int = 7):
+    """An engine with every agent full and ``waiting`` conversations in the queue."""
+    from cctriage_routing.engine import Engine, RoutingConfig
+
+    rnd = random.Random(seed)
+    clock = FixedClock()
+    engine = Engine(RoutingConfig(offer_timeout_seconds=10_000), clock=clock)
+    for profile in agent_profiles(agents, rnd):
+        engine.login(*profile)
+    i = 0
+    while engine.waiting_count < waiting:
+        engine.route(conversation(i, rnd))
+        i += 1
+        if i % 1000 == 0:
+            _settle(engine)
+    _settle(engine)
+    return engine, clock, rnd, i
+
+
+def _settle(engine) -> None:
+    for offer in list(engine.offers.values()):
+        engine.accept(offer.agent_id, offer.offer_id)
+    engine.drain()
+    engine.dirty_agents.clear()
+    engine.dirty_conversations.clear()
+    engine.dirty_offers.clear()
+    engine.new_idempotency_keys.clear()
+
+
+# ---------------------------------------------------------------------------------- naive baseline
+
+
+class NaiveMatcher:
+    """The obvious implementation: scan every agent per route, every waiting one per free agent."""
+
+    def __init__(self, engine) -> None:
+        self.e = engine
+
+    def route(self, req) -> str:
+        e = self.e
+        now = e.clock()
+        best = None
+        for agent in e.agents.values():
+            if agent.state != 1 or agent.tenant_id != req.tenant_id or agent.free(req.channel) <= 0:
+                continue
+            if req.language not in agent.languages or (agent.queues and req.queue not in agent.queues):
+                continue
+            if not all(agent.skills.get(s, -1) >= lvl for s, lvl in req.skills):
+                continue
+            if req.stressed and agent.tier > 1:
+                continue
+            key = (agent.tier if req.stressed else -agent.tier, agent.indexed_at)
+            if best is None or key < best[0]:
+                best = (key, agent)
+        del now
+        return best[1].agent_id if best else ""
+
+    def next_for(self, agent) -> str:
+        now = self.e.clock()
+        best = None
+        for conv in self.e.conversations.values():
+            if conv.status != 1 or conv.tenant_id != agent.tenant_id or agent.free(conv.channel) <= 0:
+                continue
+            if conv.language not in agent.languages or (agent.queues and conv.queue not in agent.queues):
+                continue
+            if not all(agent.skills.get(s, -1) >= lvl for s, lvl in conv.skills):
+                continue
+            eff = self.e.effective_priority(conv, now)
+            if best is None or eff > best[0]:
+                best = (eff, conv)
+        return best[1].conversation_id if best else ""
+
+
+# ---------------------------------------------------------------------------------- in-process
+
+
+def bench_in_process(agents: int, waiting: int, routes: int) -> dict:
+    started = time.perf_counter()
+    rss_before = _rss_mb()
+    engine, clock, rnd, n = build_world(agents, waiting)
+    gc.collect()
+    gc.freeze()  # as the server does after recovering its journal
+    build_seconds = time.perf_counter() - started
+    rss_world = _rss_mb()
+    route_lat, free_lat = [], []
+    agent_ids = list(engine.agents)
+    for j in range(routes):
+        clock.now += 0.002
+        req = conversation(n + j, rnd)
+        t0 = time.perf_counter()
+        engine.route(req)
+        route_lat.append(time.perf_counter() - t0)
+        if j % 2 == 0:
+            # An agent completes a conversation: the freed slot pulls the most urgent match.
+            agent = engine.agents[rnd.choice(agent_ids)]
+            if agent.conversations:
+                conv_id = next(iter(agent.conversations))
+                t0 = time.perf_counter()
+                engine.complete(agent.agent_id, conv_id)
+                free_lat.append(time.perf_counter() - t0)
+        _settle(engine)
+    naive = NaiveMatcher(engine)
+    naive_route, naive_free = [], []
+    for j in range(200):
+        req = conversation(10_000_000 + j, rnd)
+        t0 = time.perf_counter()
+        naive.route(req)
+        naive_route.append(time.perf_counter() - t0)
+        agent = engine.agents[rnd.choice(agent_ids)]
+        t0 = time.perf_counter()
+        naive.next_for(agent)
+        naive_free.append(time.perf_counter() - t0)
+    return {
+        "agents": len(engine.agents),
+        "waiting": engine.waiting_count,
+        "build_seconds": round(build_seconds, 1),
+        "route_decisions": len(route_lat),
+        "route_p50_ms": pct(route_lat, 0.50) * 1e3,
+        "route_p99_ms": pct(route_lat, 0.99) * 1e3,
+        "route_max_ms": max(route_lat) * 1e3,
+        "agent_free_decisions": len(free_lat),
+        "agent_free_p50_ms": pct(free_lat, 0.50) * 1e3,
+        "agent_free_p99_ms": pct(free_lat, 0.99) * 1e3,
+        "naive_route_p50_ms": pct(naive_route, 0.50) * 1e3,
+        "naive_route_p99_ms": pct(naive_route, 0.99) * 1e3,
+        "naive_agent_free_p50_ms": pct(naive_free, 0.50) * 1e3,
+        "naive_agent_free_p99_ms": pct(naive_free, 0.99) * 1e3,
+        "engine_rss_mb": round(rss_world - rss_before, 1),
+        "process_rss_mb": round(rss_world, 1),
+    }
+
+
+# ---------------------------------------------------------------------------------- gRPC
+
+
+def client_main(args: argparse.Namespace) -> None:
+    """One load-generating process: prints JSON {calls, routes, start, end, errors}."""
+    import grpc
+    from cctriage.routing.v1 import routing_pb2 as pb
+    from cctriage.routing.v1 import routing_pb2_grpc as rpc
+
+    rnd = random.Random(args.client_id)
+    channel = grpc.insecure_channel(args.address)
+    stub = rpc.TriageRoutingStub(channel)
+
+    def request(i: int) -> pb.RouteConversationRequest:
+        stressed = rnd.random() < 0.2
+        return pb.RouteConversationRequest(
+            idempotency_key=f"{args.prefix}-{args.client_id}-{i}",
+            conversation_id=f"{args.prefix}-{args.client_id}-{i}",
+            tenant_id="acme",
+            queue=rnd.choice(QUEUES),
+            channel=CHAT,
+            priority=rnd.randint(0, 100),
+            stress=0.9 if stressed else 0.2,
+            stressed=stressed,
+            language=rnd.choice(LANGS),
+            required_skills=[
+                pb.SkillRequirement(skill=rnd.choice(SKILLS), min_proficiency=rnd.randint(0, 6))
+            ],
+            sequence=1,
+        )
+
+    if args.batch > 1:
+        calls = [
+            pb.RouteConversationsRequest(requests=[request(c * args.batch + k) for k in range(args.batch)])
+            for c in range(args.calls)
+        ]
+        method = stub.RouteConversations
+    else:
+        calls = [request(c) for c in range(args.calls)]
+        method = stub.RouteConversation
+    grpc.channel_ready_future(channel).result(timeout=30)
+    window = threading.Semaphore(args.window)
+    done = threading.Event()
+    lock = threading.Lock()
+    state = {"n": 0, "errors": 0}
+
+    def finished(future) -> None:
+        window.release()
+        with lock:
+            state["n"] += 1
+            if future.exception() is not None:
+                state["errors"] += 1
+            if state["n"] == len(calls):
+                done.set()
+
+    start = time.time()
+    for call in calls:
+        window.acquire()
+        method.future(call, timeout=60).add_done_callback(finished)
+    done.wait()
+    end = time.time()
+    print(
+        json.dumps(
+            {
+                "calls": len(calls),
+                "routes": len(calls) * args.batch,
+                "start": start,
+                "end": end,
+                "errors": state["errors"],
+            }
+        )
+    )
+
+
+def _run_clients(address: str, clients: int, calls: int, batch: int, window: int, prefix: str) -> dict:
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--client",
+                "--address",
+                address,
+                "--client-id",
+                str(k),
+                "--calls",
+                str(calls),
+                "--batch",
+                str(batch),
+                "--window",
+                str(window),
+                "--prefix",
+                prefix,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(clients)
+    ]
+    results = []
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    start = min(r["start"] for r in results)
+    end = max(r["end"] for r in results)
+    calls_total = sum(r["calls"] for r in results)
+    routes_total = sum(r["routes"] for r in results)
+    return {
+        "clients": clients,
+        "window": window,
+        "batch": batch,
+        "calls": calls_total,
+        "routes": routes_total,
+        "seconds": round(end - start, 2),
+        "calls_per_second": round(calls_total / (end - start)),
+        "routes_per_second": round(routes_total / (end - start)),
+        "errors": sum(r["errors"] for r in results),
+    }
+
+
+def _populate(address: str, agents: int, waiting: int) -> None:
+    """Fill a running server to size over gRPC: agents (all full) and a waiting queue."""
+    import grpc
+    from cctriage.routing.v1 import routing_pb2 as pb
+    from cctriage.routing.v1 import routing_pb2_grpc as rpc
+
+    rnd = random.Random(3)
+    with grpc.insecure_channel(address) as ch:
+        desk = rpc.AgentDesktopStub(ch)
+        triage = rpc.TriageRoutingStub(ch)
+        sup = rpc.SupervisorStub(ch)
+        futures = []
+        for agent_id, tenant, tier, skills, langs, caps, queues in agent_profiles(agents, rnd):
+            futures.append(
+                desk.Login.future(
+                    pb.LoginRequest(
+                        agent_id=agent_id,
+                        tenant_id=tenant,
+                        tier=tier,
+                        skills=[pb.AgentSkill(skill=s, proficiency=p) for s, p in skills],
+                        languages=langs,
+                        capacities=[pb.ChannelCapacity(channel=c, capacity=n) for c, n in caps],
+                        queues=queues,
+                    )
+                )
+            )
+            if len(futures) >= 200:
+                [f.result() for f in futures]
+                futures = []
+        [f.result() for f in futures]
+        i = 0
+        # Route in batches until the queue holds `waiting` (offers stay outstanding: agents full).
+        while True:
+            snap = sup.GetQueueSnapshot(pb.QueueSnapshotRequest(limit=1))
+            missing = waiting - snap.waiting
+            if missing <= 0:
+                break
+            for _ in range(max(1, min(missing, 20_000) // 500)):
+                batch = []
+                for _ in range(500):
+                    r = conversation(i, rnd)
+                    batch.append(
+                        pb.RouteConversationRequest(
+                            idempotency_key=f"fill-{i}",
+                            conversation_id=f"fill-{i}",
+                            tenant_id=r.tenant_id,
+                            queue=r.queue,
+                            channel=r.channel,
+                            priority=r.priority,
+                            stress=r.stress,
+                            stressed=r.stressed,
+                            language=r.language,
+                            sequence=1,
+                            required_skills=[
+                                pb.SkillRequirement(skill=s, min_proficiency=m) for s, m in r.skills
+                            ],
+                        )
+                    )
+                    i += 1
+                triage.RouteConversations(pb.RouteConversationsRequest(requests=batch), timeout=120)
+
+
+def echo_main(args: argparse.Namespace) -> None:
+    """The floor: a TriageRouting server that answers at once (no engine, no journal)."""
+    from concurrent import futures
+
+    import grpc
+    from cctriage.routing.v1 import routing_pb2 as pb
+    from cctriage.routing.v1 import routing_pb2_grpc as rpc
+
+    class Echo(rpc.TriageRoutingServicer):
+        def RouteConversation(self, request, context):  # noqa: N802
+            return pb.RouteConversationResponse(conversation_id=request.conversation_id, status=1)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+    rpc.add_TriageRoutingServicer_to_server(Echo(), server)
+    server.add_insecure_port(args.address)
+    server.start()
+    server.wait_for_termination()
+
+
+def bench_echo(calls: int) -> dict:
+    sys.path.insert(0, str(ROOT / "services"))
+    from cctriage_routing.testing import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([sys.executable, __file__, "--echo", "--address", address])
+    try:
+        import grpc
+
+        with grpc.insecure_channel(address) as ch:
+            grpc.channel_ready_future(ch).result(timeout=30)
+        return _run_clients(address, clients=2, calls=calls, batch=1, window=64, prefix="e")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def bench_grpc(agents: int, waiting: int, calls: int, synchronous: str) -> dict:
+    sys.path.insert(0, str(ROOT / "services"))
+    from cctriage_routing.testing import server_environment, server_process
+
+    out: dict = {"journal_synchronous": synchronous}
+    with tempfile.TemporaryDirectory() as tmp:
+        environ = server_environment(
+            Path(tmp),
+            ROUTING_METRICS_PORT="-1",
+            ROUTING_JOURNAL_SYNCHRONOUS=synchronous,
+            ROUTING_OFFER_TIMEOUT_SECONDS="3600",
+            LOG_LEVEL="WARNING",
+            ROUTING_THREADS="32",
+        )
+        with server_process(environ) as (address, proc):
+            t0 = time.perf_counter()
+            _populate(address, agents, waiting)
+            out["populate_seconds"] = round(time.perf_counter() - t0, 1)
+            out["server_rss_mb_at_size"] = round(_rss_mb(proc.pid), 1)
+            out["unary"] = _run_clients(address, clients=2, calls=calls, batch=1, window=64, prefix="u")
+            out["batch_100"] = _run_clients(
+                address, clients=1, calls=max(20, calls // 100), batch=100, window=4, prefix="b"
+            )
+            out["server_rss_mb_after"] = round(_rss_mb(proc.pid), 1)
+            t0 = time.perf_counter()
+        out["journal_mb"] = round(Path(environ["ROUTING_JOURNAL_PATH"]).stat().st_size / 2**20, 1)
+        # Restart on the same journal: how long recovery takes at this size.
+        with server_process(environ) as (address, proc):
+            out["restart_to_serving_seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--address")
+    parser.add_argument("--client-id", type=int, default=0)
+    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--prefix", default="x")
+    parser.add_argument("--skip-grpc", action="store_true")
+    args = parser.parse_args()
+    if args.client:
+        client_main(args)
+        return
+    if args.echo:
+        echo_main(args)
+        return
+    agents, waiting = (1_000, 5_000) if args.quick else (10_000, 50_000)
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "size": {"agents": agents, "waiting": waiting},
+    }
+    results["in_process"] = bench_in_process(agents, waiting, routes=2_000 if args.quick else 20_000)
+    if not args.skip_grpc:
+        results["grpc_echo_floor"] = bench_echo(2_000 if args.quick else 10_000)
+        for mode in ("FULL", "NORMAL"):
+            results[f"grpc_{mode.lower()}"] = bench_grpc(
+                agents, waiting, 2_000 if args.quick else 10_000, mode
+            )
+    results["max_rss_mb_bench_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    ip = results["in_process"]
+    rows = [
+        (
+            "in-process route decision p50 / p99 (ms)",
+            f"{ip['route_p50_ms']:.3f} / {ip['route_p99_ms']:.3f}",
+            f"{ip['naive_route_p50_ms']:.3f} / {ip['naive_route_p99_ms']:.3f}",
+        ),
+        (
+            "in-process agent-freed decision p50 / p99 (ms)",
+            f"{ip['agent_free_p50_ms']:.3f} / {ip['agent_free_p99_ms']:.3f}",
+            f"{ip['naive_agent_free_p50_ms']:.3f} / {ip['naive_agent_free_p99_ms']:.3f}",
+        ),
+        ("engine memory at size (MB RSS growth)", f"{ip['engine_rss_mb']}", ""),
+    ]
+    if "grpc_echo_floor" in results:
+        rows.append(
+            (
+                "gRPC unary floor: do-nothing server, calls/s",
+                "",
+                f"{results['grpc_echo_floor']['calls_per_second']} (echo)",
+            )
+        )
+    for mode in ("full", "normal"):
+        g = results.get(f"grpc_{mode}")
+        if g:
+            rows.append(
+                (
+                    f"gRPC unary RouteConversation calls/s (journal {mode.upper()})",
+                    f"{g['unary']['calls_per_second']}",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"gRPC RouteConversations x100 routes/s (journal {mode.upper()})",
+                    f"{g['batch_100']['routes_per_second']}",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"server RSS at size / after load (MB, {mode.upper()})",
+                    f"{g['server_rss_mb_at_size']} / {g['server_rss_mb_after']}",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"restart to SERVING on the journal (s, {mode.upper()})",
+                    f"{g['restart_to_serving_seconds']}",
+                    "",
+                )
+            )
+    width = max(len(r[0]) for r in rows)
+    print(f"\nrouting bench: {agents} agents, {ip['waiting']} waiting, {os.cpu_count()} CPUs")
+    print(f"{'measure'.ljust(width)}  {'indexed engine':>18}  {'naive scan':>16}")
+    for name, ours, naive in rows:
+        print(f"{name.ljust(width)}  {ours:>18}  {naive:>16}")
+    out = ROOT / "bench" / "results" / ("routing_bench_quick.json" if args.quick else "routing_bench.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
