@@ -102,6 +102,7 @@ INVALID_FIELD = "invalid_field"
 UNSUPPORTED_EVENT = "unsupported_event"
 TOO_LARGE = "too_large"
 
+_SCHEMA_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*\Z")
 _MAP_KEY = re.compile(r'\["(?:[^"\\]|\\.)*"\]')
 
 
@@ -136,9 +137,7 @@ class ValidationError:
         """The plain proto path (``metadata``, not ``metadata["k"]``), or None for the whole event
         or an unknown field: what a ``dlq.field`` header may carry."""
         path = _MAP_KEY.sub("", self.field)
-        if not path or "<" in path:
-            return None
-        return path
+        return path if len(path) <= 128 and _SCHEMA_PATH.match(path) else None
 
     def __str__(self) -> str:
         return f"{self.field}: {self.reason}" if self.field else self.reason
