@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-unit run proto lint bench clean model eval bench-model bench-routing
+.PHONY: install test test-unit run proto lint bench clean model eval bench-model bench-routing bench-publish
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,7 @@ run: install
 
 proto: install
 	$(BIN)/python proto/generate.py
+	$(BIN)/python -m cctriage_publish.schema
 
 # Sentiment/stress model (models/MODEL_CARD.md). DATA is the shared labelled data folder.
 DATA ?= ../shared/data
@@ -44,6 +45,10 @@ bench-model: install
 # Routing service: decision latency at 10k agents / 50k waiting, route calls/s over gRPC, memory.
 bench-routing: install
 	nice -n 10 $(BIN)/python bench/routing_bench.py
+
+# Publishing: validation cost and cctriage-publish throughput against bare protobuf/kafka-python.
+bench-publish: install
+	nice -n 10 $(BIN)/python bench/publish_bench.py
 
 lint: install
 	$(BIN)/ruff check services tests bench proto
