@@ -107,3 +107,16 @@ def test_schema_and_decoder_both_reject(change):
             document[key] = value
     assert list(VALIDATOR.iter_errors(document))
     assert not decode_json(document).ok
+
+
+def test_the_documented_example_event_is_valid():
+    text = (DOCS / "events.md").read_text()
+    example = text.split("```json\n", 1)[1].split("```", 1)[0]
+    document = json.loads(example)
+    assert decode_json(document).ok
+    assert not list(VALIDATOR.iter_errors(document))
+    for fragment in (
+        text.split("The other payloads:", 1)[1].split("```json\n", 1)[1].split("```", 1)[0].splitlines()
+    ):
+        payload = json.loads(fragment)
+        assert decode_json({**document, "messagePosted": None, **payload}).ok, fragment
