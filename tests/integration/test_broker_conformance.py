@@ -24,9 +24,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from cctriage_common.broker import die_with_parent, free_port
 from cctriage_common.deadletter import DeadLetter, Reason, Stage, dead_letter_record, parse_dead_letter
-from cctriage_common.kafka import KafkaSettings, consumer_config, producer_config
+from cctriage_common.kafka import (
+    KafkaSettings,
+    consumer_config,
+    kafka_python_producer_config,
+    producer_config,
+)
 from cctriage_common.settings import load
 from cctriage_common.topics import ALL, ensure_topics
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 HERE = Path(__file__).parent / "conformance"
@@ -192,13 +198,27 @@ def test_records_of_one_conversation_arrive_in_order_on_one_partition(kafka_boot
     assert all(len(p) == 1 for p in partitions.values())
 
 
-def test_end_offsets_are_exact_after_pipelined_produce(kafka_bootstrap, kafka_topics):
+def produce_with_kafka_python(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> list:
+    """The publisher's client (kafka-python) with the project's kafka-python producer settings."""
+    producer = KafkaProducer(**kafka_python_producer_config(settings_for(bootstrap), client_id="conformance"))
+    try:
+        futures = [producer.send(topic, key=key, value=value) for key, value in records]
+        producer.flush(30)
+        return [(m.partition, m.offset) for m in (f.get(10) for f in futures)]
+    finally:
+        producer.close(10)
+
+
+@pytest.mark.parametrize("client", ["aiokafka", "kafka-python"])
+def test_end_offsets_are_exact_after_pipelined_produce(kafka_bootstrap, kafka_topics, client):
     # Lag metrics, faust table recovery and seek_to_end all read end offsets. With the project's
     # producer settings they must equal the number of records written to each partition.
     topic = kafka_topics.create(partitions=4)
-    placed = asyncio.run(
-        produce(kafka_bootstrap, topic, [(b"k%d" % (i % 13), b"x" * 100) for i in range(1000)])
-    )
+    records = [(b"k%d" % (i % 13), b"x" * 100) for i in range(1000)]
+    if client == "aiokafka":
+        placed = asyncio.run(produce(kafka_bootstrap, topic, records))
+    else:
+        placed = produce_with_kafka_python(kafka_bootstrap, topic, records)
 
     written: dict[int, int] = defaultdict(int)
     for partition, _ in placed:

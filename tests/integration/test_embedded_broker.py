@@ -1,0 +1,82 @@
+"""The embedded broker's lifecycle: ready means it answers Kafka, stop frees the port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from cctriage_common.broker import (
+    BROKER_KINDS,
+    BrokerError,
+    BrokerSettings,
+    EmbeddedBroker,
+    api_versions,
+    free_port,
+    kafka_broker,
+    wait_until_ready,
+)
+
+
+def test_an_open_port_that_does_not_speak_kafka_is_not_ready():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        accepted: list[socket.socket] = []
+        threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+        with pytest.raises(BrokerError, match="did not answer ApiVersions"):
+            wait_until_ready("127.0.0.1", port, timeout_s=1.5)
+        for conn in accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize("kind", BROKER_KINDS)
+def test_each_broker_answers_kafka_and_frees_its_port_on_stop(kind, tmp_path):
+    broker = EmbeddedBroker(kind, data_dir=tmp_path).start()
+    try:
+        versions = api_versions(broker.host, broker.port)
+        assert {0, 1, 3, 19} <= versions.keys()  # Produce, Fetch, Metadata, CreateTopics
+        process = broker.process
+    finally:
+        broker.stop()
+    assert process.returncode is not None
+    with socket.socket() as probe:  # nothing listens any more
+        assert probe.connect_ex(("127.0.0.1", broker.port)) != 0
+
+
+def test_external_kafka_is_used_as_is_and_nothing_starts():
+    with kafka_broker(BrokerSettings(bootstrap_servers="kafka-1:9092,kafka-2:9092")) as bootstrap:
+        assert bootstrap == "kafka-1:9092,kafka-2:9092"
+
+
+def test_cli_runs_until_sigterm_then_exits_cleanly(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "cctriage_common.broker", "--port", str(port), "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        line = ""
+        while not line.startswith("KAFKA_BOOTSTRAP_SERVERS=") and time.monotonic() < deadline:
+            line = cli.stdout.readline()
+        assert line.strip() == f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{port}"
+        api_versions("127.0.0.1", port)
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(15) == 0
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait(5)
