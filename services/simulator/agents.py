@@ -331,6 +331,9 @@ class SimulatedAgent:
 
     async def _work(self, offer: routing_pb2.Offer) -> None:
         await asyncio.sleep(self.behaviour.handle_seconds(offer.channel))
+        # No longer "held" from here: the status the server sends as it completes the
+        # conversation must not be taken for the customer closing it.
+        self.conversations.pop(offer.conversation_id, None)
         wrap_up = self.behaviour.wrap_up_seconds()
         try:
             await self.stub.CompleteConversation(

@@ -84,7 +84,8 @@ def snapshot(address) -> routing_pb2.AgentSnapshot:
 
 def test_agents_log_in_take_a_stressed_conversation_work_it_and_complete(tmp_path):
     roster = build_roster(4, seed=2)  # tier 1 and tiers below
-    fast = lambda profile: AgentBehaviour(random.Random(profile.agent_id), accept=1.0, decline=0.0, pace=0.05)  # noqa: E731
+    # Handling takes 2.5-7.5 s: longer than the agent's two-second guard on statuses.
+    fast = lambda profile: AgentBehaviour(random.Random(profile.agent_id), accept=1.0, decline=0.0, pace=0.25)  # noqa: E731
     with running_server(tmp_path, ROUTING_AUTH_ENABLED="1", ROUTING_AUTH_TOKENS=tokens(roster)) as address:
         events = asyncio.run(
             run_pool(
@@ -104,6 +105,7 @@ def test_agents_log_in_take_a_stressed_conversation_work_it_and_complete(tmp_pat
     assert accepted[0].tier == 1, "a stressed conversation goes to a senior first"
     assert accepted[0].detail, "the routing reason travels with the assignment"
     assert ("completed", "conv-stressed-1") in kinds
+    assert ("ended", "conv-stressed-1") not in kinds, "completing is not the customer closing"
     assert not [e for e in events if e.kind == "error"], events
     # Logged out at the end: the pool leaves nobody behind on the server.
     assert all(a.state == routing_pb2.AGENT_STATE_OFFLINE for a in agents_after.agents)
