@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown_table(settings))
         return 0
     configure("topics")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # the client's connection chatter
     if args.command == "describe":
         return _describe(bootstrap, settings)
     try:
