@@ -191,7 +191,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="cctriage-publish",
         description="Validate support events and publish them to Kafka, keyed by conversation_id.",
-        epilog="Exit code: 0 all published (or valid with --dry-run), 1 some line invalid or failed, "
+        epilog="Exit code: 0 all published (or valid with --dry-run), 1 some line invalid or failed (or "
+        "interrupted), "
         "2 nothing could be done. JSON mapping and rules: docs/events.md.",
     )
     parser.add_argument("input", nargs="?", default="-", help="file to read, or - for stdin (default)")
