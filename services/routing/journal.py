@@ -20,9 +20,11 @@ import pickle
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cctriage_routing import metrics
 from cctriage_routing.engine import Engine, Finished
 
 log = logging.getLogger(__name__)
@@ -218,6 +220,7 @@ class Journal:
                     fin_rows.append((key, body.status, body.sequence, body.finished_at))
         offer_rows = [(k, b) for k, b in offers.items() if b is not None]
         offer_del = [(k,) for k, b in offers.items() if b is None]
+        started = time.perf_counter()
         db.execute("BEGIN")
         try:
             if agents:
@@ -240,6 +243,7 @@ class Journal:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        metrics.journal_commit_seconds.observe(time.perf_counter() - started)
         self.commits += 1
         self.rows += len(agents) + len(convs) + len(offers) + len(idem)
         if self.commits % 1000 == 0:
