@@ -284,7 +284,8 @@ class PlainView:
         self.out = out or sys.stdout
         self.status_every_s = status_every_s
         self._printed = 0
-        self._last_status = 0.0
+        # The first status line comes after one period, once snapshots have something to say.
+        self._last_status = time.monotonic()
 
     def print(self, text: str) -> None:
         print(text, file=self.out, flush=True)
