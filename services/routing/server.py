@@ -366,7 +366,7 @@ class RoutingServer:
 
     def apply(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the engine; return once its state changes are durable."""
-        seq = 0
+        ticket = None
         with self.lock:
             try:
                 return_value = fn(*args, **kwargs)
@@ -375,9 +375,9 @@ class RoutingServer:
                 decisions, events = self.engine.drain()
                 if ops or decisions or events:
                     pushes = self._stream_pushes(events)
-                    seq = self.journal.submit(ops, after=lambda: self._after_commit(decisions, pushes))
-        if seq:
-            self.journal.wait(seq)
+                    ticket = self.journal.submit(ops, after=lambda: self._after_commit(decisions, pushes))
+        if ticket is not None:
+            self.journal.wait(ticket)
         return return_value
 
     def _stream_pushes(self, events: list[tuple]) -> list[tuple[str, pb.OfferEvent | None]]:
