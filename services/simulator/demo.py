@@ -133,6 +133,7 @@ class TrafficPublisher:
         self.publisher = publisher
         self.state = state
         self._t0: float | None = None
+        self.opened_at: dict[str, float] = {}  # conversation id -> simulation seconds
 
     def now(self) -> float:
         return time.monotonic() - self._t0 if self._t0 is not None else 0.0
@@ -150,6 +151,7 @@ class TrafficPublisher:
             for _, event in self.generator.pop_due(self.now()):
                 if event.WhichOneof("payload") == "conversation_opened":
                     plan = self.generator.plans[event.conversation_id]
+                    self.opened_at[event.conversation_id] = self.now()
                     metrics.CONVERSATIONS_STARTED.labels(plan.persona).inc()
                     if self.state is not None:
                         self.state.conversations_started += 1
@@ -161,6 +163,20 @@ class TrafficPublisher:
                 await asyncio.wait_for(stop.wait(), timeout=wait)
         await asyncio.to_thread(self.publisher.flush, 10)
         self._settle(pending, final=True)
+
+    def flagged_by_persona(self, flagged: set[str], settle_s: float = 60.0) -> dict[str, dict[str, int]]:
+        """{persona: {started, flagged}} over conversations opened at least ``settle_s`` ago.
+
+        Younger conversations may not have reached the turn that would flag them yet.
+        """
+        out: dict[str, dict[str, int]] = {}
+        for conversation_id, opened in self.opened_at.items():
+            if opened > self.now() - settle_s:
+                continue
+            row = out.setdefault(self.generator.plans[conversation_id].persona, {"started": 0, "flagged": 0})
+            row["started"] += 1
+            row["flagged"] += conversation_id in flagged
+        return dict(sorted(out.items()))
 
     def _settle(self, pending: list[tuple[int, Any]], final: bool = False) -> list[tuple[int, Any]]:
         from .view import channel_name
@@ -453,6 +469,7 @@ class Demo:
             client_id="cctriage-demo",
         )
         self.traffic = TrafficPublisher(generator, self.publisher, self.state)
+        self.state.persona_of = lambda cid: generator.plans[cid].persona if cid in generator.plans else ""
         watching = asyncio.Event()
         self.tasks.append(
             asyncio.ensure_future(
@@ -617,6 +634,8 @@ class Demo:
 
     def _report(self) -> None:
         summary = self.state.summary()
+        if self.traffic is not None:
+            summary["flagged_by_persona"] = self.traffic.flagged_by_persona(set(self.state.conversations))
         if self.state.traffic_started:
             senior = summary["flag_to_senior_s"]
             by_tier = ", ".join(f"tier {t}: {n}" for t, n in summary["accepted_by_tier"].items()) or "none"
@@ -633,6 +652,13 @@ class Demo:
                     f"         {senior['count']} flagged conversations reached a tier-1 agent, "
                     f"flag -> agent p50 {senior['p50']} s, max {senior['max']} s; the first "
                     f"{summary['first_senior_route_after_traffic_s']} s after traffic started"
+                )
+            personas = summary.get("flagged_by_persona")
+            if personas:
+                rates = ", ".join(f"{p} {r['flagged']}/{r['started']}" for p, r in personas.items())
+                lines.append(
+                    "         flagged by triage, by what the simulated customer did (conversations "
+                    f"older than 60 s): {rates}"
                 )
             for line in lines:
                 self.say(line)

@@ -16,6 +16,7 @@ import dataclasses
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import IO
 
 from cctriage.events.v1 import events_pb2
@@ -71,6 +72,7 @@ class Conversation:
     agent_id: str = ""
     agent_tier: int = 0
     routed_after_s: float | None = None  # first raise -> accepted
+    persona: str = ""  # what the simulated customer does (ground truth for the demo viewer)
     updated: float = 0.0
 
 
@@ -99,6 +101,8 @@ class LiveState:
     agent_tiers: dict[str, int] = dataclasses.field(default_factory=dict)
     lines: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=2000))
     lines_total: int = 0
+    # conversation id -> the simulator's persona for it, when the demo generates the traffic.
+    persona_of: Callable[[str], str] | None = None
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -118,6 +122,7 @@ class LiveState:
                 flag.channel,
                 flag.customer_tier,
                 flagged_at=_wall(flag.flagged_at) or time.time(),
+                persona=self.persona_of(flag.conversation_id) if self.persona_of else "",
             )
         conv.priority, conv.stress = flag.priority, flag.stress
         if flag.reasons:
@@ -132,7 +137,7 @@ class LiveState:
         self.note(
             f"FLAG      {short(flag.conversation_id)} {action:<9} priority {flag.priority:>3} "
             f"stress {flag.stress:.2f} {channel_name(flag.channel):<6} {tier_name(flag.customer_tier):<8} "
-            f"reasons: {conv.reasons or '-'}"
+            f"reasons: {conv.reasons or '-'}" + (f" [simulated: {conv.persona}]" if conv.persona else "")
         )
 
     def on_decision(self, decision: routing_pb2.RoutingDecision) -> float | None:
@@ -350,7 +355,7 @@ class RichView:
             expand=True,
             title_justify="left",
         )
-        for column in ("conv", "channel", "customer", "prio", "stress", "reasons", "status"):
+        for column in ("conv", "simulated as", "channel", "customer", "prio", "stress", "reasons", "status"):
             stressed.add_column(
                 column,
                 overflow="fold" if column == "reasons" else "ellipsis",
@@ -368,6 +373,7 @@ class RichView:
             style = "red" if conv.status == "flagged" else "green" if conv.agent_tier == 1 else None
             stressed.add_row(
                 short(conv.conversation_id),
+                conv.persona or "-",
                 channel_name(conv.channel),
                 tier_name(conv.customer_tier),
                 str(conv.priority),

@@ -41,7 +41,7 @@ def decision(kind: int, conversation_id: str, agent_id: str, tier: int, at: floa
 
 
 def test_a_flagged_conversation_routed_to_a_senior_shows_who_why_and_how_fast():
-    state = LiveState(traffic_started=T0)
+    state = LiveState(traffic_started=T0, persona_of=lambda cid: "escalating")
     state.on_flag(flag("run-c000007", triage_pb2.FLAG_ACTION_RAISED, T0 + 20))
     assert state.conversations["run-c000007"].status == "flagged"
     state.on_decision(decision(routing_pb2.DECISION_KIND_OFFERED, "run-c000007", "agent-02", 1, T0 + 20.5))
@@ -64,6 +64,7 @@ def test_a_flagged_conversation_routed_to_a_senior_shows_who_why_and_how_fast():
     assert conv.reasons == "anger 0.91; mentions cancelling"
     lines = list(state.lines)
     assert lines[0].startswith("FLAG      c000007 raised") and "mentions cancelling" in lines[0]
+    assert lines[0].endswith("[simulated: escalating]"), "the demo shows what the customer really did"
     assert lines[-1] == (
         "ROUTED    c000007 -> agent-02 (tier 1): tier 1, skill billing 9, waited 2 s, reserve"
         " (flag -> agent 2.0 s)"
