@@ -10,7 +10,6 @@ baseline (a linear-scan matcher over the same world) so the figures compare like
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -164,8 +163,9 @@ def bench_in_process(agents: int, waiting: int, routes: int) -> dict:
     started = time.perf_counter()
     rss_before = _rss_mb()
     engine, clock, rnd, n = build_world(agents, waiting)
-    gc.collect()
-    gc.freeze()  # as the server does after recovering its journal
+    from cctriage_routing.server import tune_gc
+
+    tune_gc()  # as the server does after recovering its journal
     build_seconds = time.perf_counter() - started
     rss_world = _rss_mb()
     route_lat, free_lat = [], []

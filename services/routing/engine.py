@@ -553,9 +553,11 @@ class Engine:
         """Most urgent waiting conversation this agent may take, or None."""
         if agent.state != AVAILABLE:
             return None
-        best: Conversation | None = None
-        best_rank: tuple | None = None
         senior = self._is_senior(agent.tier)
+        # Buckets this agent may serve, with the rank of their top entry (live or not, it
+        # bounds every live rank below it); visiting them best-first lets the search stop
+        # after one or two buckets instead of walking all of them.
+        candidates = []
         for channel in agent.capacity:
             if agent.free(channel) <= 0:
                 continue
@@ -564,11 +566,7 @@ class Engine:
                 group = self._buckets_by_tcl.get((agent.tenant_id, channel, lang))
                 if not group:
                     continue
-                for key, bucket in list(group.items()):
-                    heap = bucket.heap
-                    # The top entry (live or not) bounds every live rank in this bucket.
-                    if best_rank is not None and heap and (heap[0][0], heap[0][1]) >= best_rank:
-                        continue
+                for key, bucket in group.items():
                     _, queue, _, _, skill, stressed, reach = key
                     if agent.queues and queue not in agent.queues:
                         continue
@@ -579,14 +577,23 @@ class Engine:
                             continue
                     elif not calm_ok:
                         continue
-                    for conv in self._ordered(bucket, key):
-                        rank = (self._static_key(conv), conv.order)
-                        if best_rank is not None and rank >= best_rank:
-                            break
-                        until = conv.excluded.get(agent.agent_id)
-                        if (until is None or until <= now) and self._has_skills(agent, conv.skills):
-                            best, best_rank = conv, rank
-                            break
+                    if bucket.heap:
+                        top = bucket.heap[0]
+                        candidates.append((top[0], top[1], key, bucket))
+        candidates.sort(key=lambda c: (c[0], c[1]))
+        best: Conversation | None = None
+        best_rank: tuple | None = None
+        for bound0, bound1, key, bucket in candidates:
+            if best_rank is not None and (bound0, bound1) >= best_rank:
+                break
+            for conv in self._ordered(bucket, key):
+                rank = (self._static_key(conv), conv.order)
+                if best_rank is not None and rank >= best_rank:
+                    break
+                until = conv.excluded.get(agent.agent_id)
+                if (until is None or until <= now) and self._has_skills(agent, conv.skills):
+                    best, best_rank = conv, rank
+                    break
         if best is None:
             return None
         if best.stressed:
