@@ -237,6 +237,12 @@ class EmbeddedBroker:
         started = time.monotonic()
         try:
             wait_until_ready(self.host, self.port, self.start_timeout_s, self.process)
+        except BrokerError as exc:
+            tail = self._log_tail()
+            self.stop()
+            raise BrokerError(
+                f"{self.kind}: {exc}" + (f"; its output ends with: {tail}" if tail else "")
+            ) from None
         except BaseException:
             self.stop()
             raise
@@ -250,6 +256,15 @@ class EmbeddedBroker:
             },
         )
         return self
+
+    def _log_tail(self, limit: int = 1500) -> str:
+        if self._log_file is None:
+            return ""
+        self._log_file.flush()
+        try:
+            return self.log_path.read_bytes()[-limit:].decode(errors="replace").strip()
+        except OSError:
+            return ""
 
     def stop(self) -> int | None:
         """SIGTERM, wait up to stop_timeout_s, then SIGKILL; the port is free when this returns."""
