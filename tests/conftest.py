@@ -3,6 +3,7 @@
     def test_something(kafka_bootstrap, kafka_topics):
         topic = kafka_topics.create(partitions=4)       # unique, created via the admin API
         group = kafka_topics.group_id                   # unique consumer group for this test
+        other = kafka_topics.new_group_id()             # another one, e.g. for a second app
         ensure_topics(kafka_bootstrap, prefix=kafka_topics.prefix)  # all project topics, private copy
 
 ``kafka_bootstrap`` starts the embedded broker (cctriage_common.broker) once per session and
@@ -24,7 +25,7 @@ from cctriage_common.topics import create_topics
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """ "host:port" of a Kafka-protocol broker that answers ApiVersions."""
+    """The broker's bootstrap string, e.g. 127.0.0.1:40123; it has answered ApiVersions."""
     with kafka_broker() as bootstrap:
         yield bootstrap
 
