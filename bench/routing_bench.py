@@ -466,6 +466,22 @@ def bench_grpc(agents: int, waiting: int, calls: int, synchronous: str) -> dict:
     return out
 
 
+def bench_threads(calls: int) -> dict:
+    """Unary calls/s on an empty server by gRPC pool size (fewer threads, less GIL churn)."""
+    sys.path.insert(0, str(ROOT / "services"))
+    from cctriage_routing.testing import server_environment, server_process
+
+    out = {}
+    for threads in (4, 64):
+        with tempfile.TemporaryDirectory() as tmp:
+            environ = server_environment(
+                Path(tmp), ROUTING_METRICS_PORT="-1", ROUTING_THREADS=str(threads), LOG_LEVEL="WARNING"
+            )
+            with server_process(environ) as (address, _proc):
+                out[f"threads_{threads}"] = _run_clients(address, 2, calls, 1, 64, f"t{threads}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -497,6 +513,7 @@ def main() -> None:
     results["in_process"] = bench_in_process(agents, waiting, routes=2_000 if args.quick else 20_000)
     if not args.skip_grpc:
         results["grpc_echo_floor"] = bench_echo(2_000 if args.quick else 10_000)
+        results["grpc_unary_by_threads"] = bench_threads(2_000 if args.quick else 10_000)
         for mode in ("FULL", "NORMAL"):
             results[f"grpc_{mode.lower()}"] = bench_grpc(
                 agents, waiting, 2_000 if args.quick else 10_000, mode
@@ -522,6 +539,15 @@ def main() -> None:
                 "gRPC unary floor: do-nothing server, calls/s",
                 "",
                 f"{results['grpc_echo_floor']['calls_per_second']} (echo)",
+            )
+        )
+    if "grpc_unary_by_threads" in results:
+        t = results["grpc_unary_by_threads"]
+        rows.append(
+            (
+                "gRPC unary calls/s, empty server, 4 / 64 threads (FULL)",
+                f"{t['threads_4']['calls_per_second']} / {t['threads_64']['calls_per_second']}",
+                "",
             )
         )
     for mode in ("full", "normal"):
