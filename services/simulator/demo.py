@@ -645,7 +645,7 @@ class Demo:
                 f"{summary['conversations_started']} conversations "
                 f"({summary['stressed_conversations_started']} with a stressed customer), "
                 f"{summary['conversations_flagged']} flagged by triage",
-                f"         accepted by agents of {by_tier}",
+                f"         accepted by agents: {by_tier}",
             ]
             if senior["count"]:
                 lines.append(
