@@ -140,7 +140,8 @@ def test_demo_routes_stressed_customers_to_seniors_and_ctrl_c_leaves_nothing(tmp
         started = out.wait_for(r"^starting traffic", STARTUP_BOUND_S)
         assert started, f"the demo did not start its traffic within {STARTUP_BOUND_S} s:\n{out.text()}"
         children = _descendants(demo.pid)
-        assert len(children) >= 3, f"expected broker, routing and a triage worker below the demo: {children}"
+        # Routing and a triage worker, plus the broker unless KAFKA_BOOTSTRAP_SERVERS names one.
+        assert len(children) >= 2, f"expected the services below the demo: {children}"
         urls = re.findall(r"http://127\.0\.0\.1:\d+/metrics", "\n".join(out.lines))
         assert len(urls) >= 3, out.text()
 
