@@ -26,6 +26,7 @@ from cctriage.triage.v1 import triage_pb2
 from .agents import PoolEvent
 
 Kind = routing_pb2.DecisionKind
+OPEN = frozenset({"flagged", "offered", "with agent"})
 PRIORITY_BANDS = (("urgent", 80), ("high", 60), ("normal", 30), ("low", 0))
 STATE_NAMES = {
     routing_pb2.AGENT_STATE_AVAILABLE: "available",
@@ -124,8 +125,10 @@ class LiveState:
                 flagged_at=_wall(flag.flagged_at) or time.time(),
                 persona=self.persona_of(flag.conversation_id) if self.persona_of else "",
             )
-        conv.priority, conv.stress = flag.priority, flag.stress
-        if flag.reasons:
+        if flag.action != triage_pb2.FLAG_ACTION_WITHDRAWN:
+            conv.priority, conv.stress = flag.priority, flag.stress
+        # Keep why it was stressed; clearing and closing carry their own reason, shown in the line.
+        if flag.reasons and flag.action in (triage_pb2.FLAG_ACTION_RAISED, triage_pb2.FLAG_ACTION_UPDATED):
             conv.reasons = reasons_text(flag.reasons)
         conv.updated = time.time()
         if flag.action == triage_pb2.FLAG_ACTION_CLEARED:
@@ -137,7 +140,8 @@ class LiveState:
         self.note(
             f"FLAG      {short(flag.conversation_id)} {action:<9} priority {flag.priority:>3} "
             f"stress {flag.stress:.2f} {channel_name(flag.channel):<6} {tier_name(flag.customer_tier):<8} "
-            f"reasons: {conv.reasons or '-'}" + (f" [simulated: {conv.persona}]" if conv.persona else "")
+            f"reasons: {reasons_text(flag.reasons)}"
+            + (f" [simulated: {conv.persona}]" if conv.persona else "")
         )
 
     def on_decision(self, decision: routing_pb2.RoutingDecision) -> float | None:
@@ -355,21 +359,35 @@ class RichView:
             expand=True,
             title_justify="left",
         )
-        for column in ("conv", "simulated as", "channel", "customer", "prio", "stress", "reasons", "status"):
+        columns = (
+            "conv",
+            "simulated as",
+            "channel",
+            "customer",
+            "prio",
+            "stress",
+            "reasons",
+            "status",
+            "flag->agent",
+        )
+        for column in columns:
             stressed.add_column(
                 column,
                 overflow="fold" if column == "reasons" else "ellipsis",
                 ratio=4 if column == "reasons" else None,
             )
-        recent = sorted(state.conversations.values(), key=lambda c: c.updated, reverse=True)[:10]
+        # Open ones first (waiting, offered, with an agent), then the most recently changed.
+        recent = sorted(
+            state.conversations.values(), key=lambda c: (c.status in OPEN, c.updated), reverse=True
+        )[:10]
         for conv in recent:
             status = conv.status
             if conv.agent_id and conv.status == "with agent":
                 status = f"with {conv.agent_id} (t{conv.agent_tier})"
             elif conv.agent_id and conv.status == "offered":
                 status = f"offered to {conv.agent_id} (t{conv.agent_tier})"
-            if conv.routed_after_s is not None:
-                status += f" after {conv.routed_after_s:.1f} s"
+            elif conv.status == "flagged":
+                status = f"waiting {max(0.0, time.time() - conv.flagged_at):.0f} s"
             style = "red" if conv.status == "flagged" else "green" if conv.agent_tier == 1 else None
             stressed.add_row(
                 short(conv.conversation_id),
@@ -380,6 +398,7 @@ class RichView:
                 f"{conv.stress:.2f}",
                 conv.reasons or "-",
                 status,
+                f"{conv.routed_after_s:.1f} s" if conv.routed_after_s is not None else "-",
                 style=style,
             )
 

@@ -11,8 +11,14 @@ from cctriage_sim.view import LiveState, PlainView, band
 T0 = 1_800_000_000.0
 
 
+STRESS_REASONS = (
+    routing_pb2.Reason(code="anger", detail="anger 0.91"),
+    routing_pb2.Reason(code="cancel_threat", detail="mentions cancelling"),
+)
+
+
 def flag(
-    conversation_id: str, action: int, at: float, priority: int = 80, **kwargs
+    conversation_id: str, action: int, at: float, priority: int = 80, reasons=STRESS_REASONS
 ) -> triage_pb2.ConversationFlag:
     message = triage_pb2.ConversationFlag(
         conversation_id=conversation_id,
@@ -22,11 +28,7 @@ def flag(
         stressed=True,
         channel=1,
         customer_tier=2,
-        reasons=[
-            routing_pb2.Reason(code="anger", detail="anger 0.91"),
-            routing_pb2.Reason(code="cancel_threat", detail="mentions cancelling"),
-        ],
-        **kwargs,
+        reasons=list(reasons),
     )
     message.flagged_at.FromNanoseconds(int(at * 1e9))
     return message
@@ -92,8 +94,16 @@ def test_calming_down_and_closing_are_shown_and_unflagged_decisions_are_still_co
     state.on_flag(flag("c2", triage_pb2.FLAG_ACTION_RAISED, T0 + 5))
     state.on_flag(flag("c2", triage_pb2.FLAG_ACTION_CLEARED, T0 + 9, priority=10))
     assert state.conversations["c2"].status == "calmed down"
-    state.on_flag(flag("c2", triage_pb2.FLAG_ACTION_WITHDRAWN, T0 + 12))
-    assert state.conversations["c2"].status == "closed"
+    closed = [routing_pb2.Reason(code="closed", detail="conversation closed")]
+    state.on_flag(flag("c2", triage_pb2.FLAG_ACTION_WITHDRAWN, T0 + 12, priority=0, reasons=closed))
+    conv = state.conversations["c2"]
+    assert conv.status == "closed"
+    # The table keeps why it was stressed; the line says why it ended.
+    assert (conv.reasons, conv.priority) == ("anger 0.91; mentions cancelling", 10)
+    assert (
+        state.lines[-1].startswith("FLAG      c2 withdrawn")
+        and "reasons: conversation closed" in state.lines[-1]
+    )
     state.on_flag(flag("never-raised", triage_pb2.FLAG_ACTION_WITHDRAWN, T0 + 12))
     assert "never-raised" not in state.conversations
     state.on_decision(decision(routing_pb2.DECISION_KIND_ACCEPTED, "calm-one", "agent-09", 3, T0 + 13))
