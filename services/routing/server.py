@@ -287,9 +287,15 @@ class RoutingServer:
     def start(self) -> int:
         """Recover the journal, bind, start; SERVING only after all of that. Returns the port."""
         started = time.perf_counter()
-        counts = self.journal.load(self.engine)
+        # Recovery allocates hundreds of thousands of long-lived objects: with the cyclic GC
+        # on, it would re-walk them over and over while they are being created.
+        gc.disable()
+        try:
+            counts = self.journal.load(self.engine)
+        finally:
+            tune_gc()
+            gc.enable()
         self.journal.start()
-        tune_gc()
         log.info(
             "journal recovered",
             extra={
