@@ -455,7 +455,7 @@ def bench_grpc(agents: int, waiting: int, calls: int, synchronous: str) -> dict:
             out["server_rss_mb_at_size"] = round(_rss_mb(proc.pid), 1)
             out["unary"] = _run_clients(address, clients=2, calls=calls, batch=1, window=64, prefix="u")
             out["batch_100"] = _run_clients(
-                address, clients=1, calls=max(20, calls // 100), batch=100, window=4, prefix="b"
+                address, clients=1, calls=max(20, calls // 20), batch=100, window=4, prefix="b"
             )
             out["server_rss_mb_after"] = round(_rss_mb(proc.pid), 1)
             t0 = time.perf_counter()
