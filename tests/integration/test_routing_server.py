@@ -340,3 +340,18 @@ def test_every_decision_is_published_to_kafka(tmp_path, kafka_bootstrap, kafka_t
     accepted = kinds[pb.DECISION_KIND_ACCEPTED]
     assert accepted.conversation_id == "kc1" and accepted.agent_id == "k1" and accepted.tier == 1
     assert accepted.reason.startswith("tier 1, skill") and accepted.triage_reasons[0].code == "anger"
+
+
+def test_health_is_not_serving_before_recovery_and_after_stop(tmp_path):
+    from cctriage_common.settings import load
+    from cctriage_routing.server import RoutingServer
+    from cctriage_routing.settings import RoutingSettings
+    from cctriage_routing.testing import server_environment
+
+    server = RoutingServer(load(RoutingSettings, server_environment(tmp_path)))
+    request = health_pb2.HealthCheckRequest(service="cctriage.routing.v1.TriageRouting")
+    assert server.health.Check(request, None).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    server.start()
+    assert server.health.Check(request, None).status == health_pb2.HealthCheckResponse.SERVING
+    server.stop(grace=0.5)
+    assert server.health.Check(request, None).status == health_pb2.HealthCheckResponse.NOT_SERVING
