@@ -53,6 +53,9 @@ _DECISION_KIND_NAMES = {
     v.number: v.name.removeprefix("DECISION_KIND_").lower() for v in pb.DecisionKind.DESCRIPTOR.values
 }
 _OUTCOME = {D_OFFERED: "offered", ACCEPTED: "accepted", DECLINED: "declined", OFFER_TIMED_OUT: "timed_out"}
+# Label children made once (also exports every series at 0 from the start).
+_DECISION_COUNTERS = {kind: metrics.decisions.labels(name) for kind, name in _DECISION_KIND_NAMES.items()}
+_OUTCOME_COUNTERS = {kind: metrics.offers.labels(name) for kind, name in _OUTCOME.items()}
 
 
 def _ts(seconds: float) -> Timestamp:
@@ -137,15 +140,27 @@ def _route_request(m: pb.RouteConversationRequest) -> RouteRequest:
 class MetricsInterceptor(grpc.ServerInterceptor):
     """Records grpc_server_handled_total and grpc_server_handling_seconds for every RPC."""
 
+    def __init__(self) -> None:
+        # gRPC calls intercept_service on every RPC; the wrapped handler per method is built
+        # once (the registered handlers never change after start).
+        self._wrapped: dict[str, Any] = {}
+
     def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
+        wrapped = self._wrapped.get(handler_call_details.method)
+        if wrapped is None:
+            handler = continuation(handler_call_details)
+            if handler is None:
+                return None
+            wrapped = self._wrapped[handler_call_details.method] = self._wrap(handler, handler_call_details)
+        return wrapped
+
+    def _wrap(self, handler, handler_call_details):
         _, _, full = handler_call_details.method.rpartition("/")
         service = handler_call_details.method[1:].rpartition("/")[0]
         method = full
         handled = metrics.grpc_server_handled
         seconds = metrics.grpc_server_handling_seconds.labels(service, method)
+        handled_ok = handled.labels(service, method, "OK")
 
         def _code(context) -> str:
             code = context.code()
@@ -163,7 +178,11 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                     handled.labels(service, method, (code or grpc.StatusCode.UNKNOWN).name).inc()
                     seconds.observe(time.perf_counter() - start)
                     raise
-                handled.labels(service, method, _code(context)).inc()
+                code = context.code()
+                if code is None or code is grpc.StatusCode.OK:
+                    handled_ok.inc()
+                else:
+                    handled.labels(service, method, code.name).inc()
                 seconds.observe(time.perf_counter() - start)
                 return response
 
@@ -442,10 +461,10 @@ class RoutingServer:
             for q in self.streams.get(agent_id, ()):
                 q.put(message)
         for d in decisions:
-            metrics.decisions.labels(_DECISION_KIND_NAMES.get(d.kind, "unknown")).inc()
-            outcome = _OUTCOME.get(d.kind)
+            _DECISION_COUNTERS[d.kind].inc()
+            outcome = _OUTCOME_COUNTERS.get(d.kind)
             if outcome is not None:
-                metrics.offers.labels(outcome).inc()
+                outcome.inc()
             if d.kind == ACCEPTED:
                 metrics.assignments.labels(str(d.tier), d.reason_code).inc()
                 metrics.wait_seconds.labels(metrics.priority_band(d.priority), str(d.tier)).observe(d.waited)
