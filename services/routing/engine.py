@@ -79,9 +79,9 @@ class RoutingConfig:
     # An agent who declined or missed a conversation is not offered it again for this long.
     reoffer_cooldown_seconds: float = 30.0
     # Idempotency keys remembered (oldest forgotten first).
-    idempotency_keys: int = 1_000_000
+    idempotency_keys: int = 500_000
     # Finished conversations remembered for sequence checks (oldest forgotten first).
-    finished_conversations: int = 1_000_000
+    finished_conversations: int = 500_000
 
     def validate(self) -> None:
         if self.tiers < 1:
@@ -94,6 +94,8 @@ class RoutingConfig:
             raise ValueError("offer_timeout_seconds and bullseye_widen_seconds must be positive")
         if self.max_missed_offers < 1:
             raise ValueError("max_missed_offers must be at least 1")
+        if self.idempotency_keys < 1 or self.finished_conversations < 1:
+            raise ValueError("idempotency_keys and finished_conversations must be at least 1")
 
 
 @dataclass(slots=True)

@@ -282,7 +282,7 @@ class RoutingServer:
         self.settings = settings
         self.engine = Engine(settings.routing_config(), clock)
         self.lock = threading.Lock()
-        self.journal = Journal(settings.journal_path, settings.journal_synchronous)
+        self.journal = Journal(settings.journal_path, settings.journal_synchronous, settings.idempotency_keys)
         self.auth = Auth(settings)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         for name in ("", *SERVICE_NAMES):

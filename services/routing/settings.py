@@ -66,6 +66,16 @@ class RoutingSettings:
         30.0,
         "An agent who declined or missed a conversation is not offered it again for this long.",
     )
+    idempotency_keys: int = env_field(
+        "ROUTING_IDEMPOTENCY_KEYS",
+        500_000,
+        "Idempotency keys remembered (memory, journal), oldest forgotten first.",
+    )
+    finished_conversations: int = env_field(
+        "ROUTING_FINISHED_CONVERSATIONS",
+        500_000,
+        "Finished conversations remembered for sequence checks, oldest forgotten first.",
+    )
     kafka_bootstrap_servers: str = env_field(
         "KAFKA_BOOTSTRAP_SERVERS", "", "Kafka bootstrap servers; empty = do not publish routing decisions."
     )
@@ -116,6 +126,8 @@ class RoutingSettings:
             reserve_share=self.reserve_share,
             wrap_up_seconds=self.wrap_up_seconds,
             reoffer_cooldown_seconds=self.reoffer_cooldown_seconds,
+            idempotency_keys=self.idempotency_keys,
+            finished_conversations=self.finished_conversations,
         )
 
     def tokens(self) -> dict[str, str]:
