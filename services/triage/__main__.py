@@ -25,13 +25,9 @@ def main() -> int:
         return 2
     logs.configure("triage", settings.log_level)
     if settings.create_topics:
-        from cctriage_common.topics import TopicSettings, ensure_topics
+        from cctriage_common.topics import ensure_topics
 
-        ensure_topics(
-            settings.bootstrap_servers,
-            prefix=settings.topic_prefix,
-            settings=TopicSettings(prefix=settings.topic_prefix, partitions=settings.partitions),
-        )
+        ensure_topics(settings.bootstrap_servers, settings=settings.topics)
 
     import faust
     from cctriage_triage.app import app

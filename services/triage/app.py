@@ -16,34 +16,31 @@ from typing import Any
 
 import faust
 from cctriage_common import topics as declared
-from cctriage_common.deadletter import dead_letter_headers
-from cctriage_triage import metrics
+from cctriage_common.kafka import faust_config
+from cctriage_triage import metrics, transport
 from cctriage_triage.delivery import RoutingDelivery
 from cctriage_triage.processor import Triage
 from cctriage_triage.settings import load_settings
+from faust.exceptions import ConsumerNotStarted
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 log = logging.getLogger(__name__)
 
 settings = load_settings()
+scheme = transport.register(settings.fetch_max_wait_ms)
 
 app = faust.App(
     settings.app_id,
-    broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+    **{
+        **faust_config(settings.kafka, settings.topics),
+        # Same servers, through the transport with a bounded fetch wait (transport.py).
+        "broker": [f"{scheme}://{server}" for server in settings.bootstrap_servers.split(",")],
+    },
     store="memory://",
     datadir=settings.data_dir,
-    processing_guarantee="at_least_once",
-    consumer_auto_offset_reset="earliest",
-    topic_partitions=settings.partitions,
     topic_allow_declare=True,
     table_standby_replicas=0,
-    broker_commit_interval=settings.commit_interval_s,
-    broker_session_timeout=settings.session_timeout_s,
-    broker_heartbeat_interval=1.0,
-    producer_max_batch_size=settings.producer_max_batch_size,
-    producer_linger=0.0,
-    producer_acks=-1,
     web_enabled=True,
     web_bind=settings.web_bind,
     web_port=settings.web_port,
@@ -96,7 +93,7 @@ triage = Triage(
     supervisor_alerts=supervisor_alerts,
     dead_letters=dead_letters,
     model_provider=Model.get,
-    dead_letter_headers=dead_letter_headers,
+    on_fatal=app.crash,
 )
 routing = RoutingDelivery(
     settings.routing_target,
@@ -120,6 +117,7 @@ async def route_flags(stream: faust.StreamT) -> None:
     # handed back on stop or revocation stays un-acked and is read again from its offset.
     flags = stream.noack()
     async for event in flags.events():
+        transport.take(event.message)
         outcome = await routing.deliver(
             event.message.value, event.message.headers, keep_trying=app.flow_control.is_active
         )
@@ -155,12 +153,16 @@ class Lifecycle(Service):
         )
 
     async def on_stop(self) -> None:
+        await triage.drain()
         await routing.stop()
         triage.close()
 
 
 def readiness() -> dict[str, Any]:
-    assigned = len(app.consumer.assignment()) if app.consumer is not None else 0
+    try:
+        assigned = len(app.consumer.assignment())
+    except ConsumerNotStarted:
+        assigned = 0
     checks = {
         "model_loaded": Model.loaded.is_set(),
         "partitions_assigned": assigned > 0,

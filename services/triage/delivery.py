@@ -112,6 +112,8 @@ class RoutingDelivery:
         self.stub: routing_pb2_grpc.TriageRoutingStub | None = None
 
     async def start(self) -> None:
+        if self.channel is not None:
+            return
         self.channel = grpc.aio.insecure_channel(
             self.target,
             # Reconnect soon after the routing service comes back, not after gRPC's default
@@ -139,6 +141,9 @@ class RoutingDelivery:
             metrics.ROUTING_CALLS.labels("none", "rejected").inc()
             log.error("unreadable flag skipped", extra={"error": type(exc).__name__})
             return "rejected"
+        if self.stub is None:
+            # The agent may get its partitions before the lifecycle service has started.
+            await self.start()
         method = getattr(self.stub, rpc)
         delay = self.backoff_initial_s
         attempt = 0
@@ -153,22 +158,26 @@ class RoutingDelivery:
                 response = await method(
                     request, timeout=self.timeout_s, metadata=self.metadata, wait_for_ready=False
                 )
-            except grpc.aio.AioRpcError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - delivery must outlive any one failure
                 metrics.ROUTING_CALL_DURATION.labels(rpc).observe(time.perf_counter() - started)
-                if exc.code() not in RETRYABLE:
+                code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
+                if code is not None and code not in RETRYABLE:
                     metrics.ROUTING_CALLS.labels(rpc, "rejected").inc()
                     log.error(
                         "routing call rejected; flag skipped",
-                        extra={"rpc": rpc, "code": exc.code().name, "flag_id": flag.flag_id},
+                        extra={"rpc": rpc, "code": code.name, "flag_id": flag.flag_id},
                     )
                     metrics.ROUTING_PENDING.set(0)
                     return "rejected"
                 metrics.ROUTING_CALLS.labels(rpc, "retry").inc()
                 metrics.ROUTING_PENDING.set(1)
                 if attempt == 1 or attempt % 10 == 0:
+                    failure = code.name if code else type(exc).__name__
                     log.warning(
                         "routing call failed; retrying",
-                        extra={"rpc": rpc, "code": exc.code().name, "attempt": attempt,
+                        extra={"rpc": rpc, "code": failure, "attempt": attempt,
                                "flag_id": flag.flag_id, "retry_in_s": round(delay, 3)},
                     )
                 await self._sleep(delay, keep_trying)

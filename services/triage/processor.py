@@ -9,10 +9,12 @@
    event loop keeps heart-beating, serving /metrics and delivering flags meanwhile;
 4. applies the events to the conversations in order (state.py, policy.py);
 5. writes every output and waits until the broker has acknowledged each one;
-6. only then writes the new conversation states to the table (its changelog).
+6. only then writes the new conversation states to the table (its changelog), and releases
+   the events' acks.
 
-faust acks the batch's events after this returns, so an offset is committed only after the
-outputs are in Kafka. A crash between 5 and 6 replays the events: the outputs are written
+Steps 5 and 6 run in the background, overlapping the scoring of the next batch, but an event
+is acked (its offset committable) only at the end of 6, so an offset is committed only after
+the outputs are in Kafka. A crash between 5 and 6 replays the events: the outputs are written
 again (same event ids, same flag ids: consumers and the routing service drop the repeats).
 A crash after 6 finds the events in the state and drops them as duplicates.
 """
@@ -24,16 +26,18 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
+import re
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from cctriage.events.v1 import events_pb2
 from cctriage.routing.v1 import routing_pb2
 from cctriage.triage.v1 import triage_pb2
 from cctriage_common import events as support_events
-from cctriage_triage import metrics, policy
+from cctriage_common.deadletter import DeadLetter, Reason, Stage, dead_letter_record
+from cctriage_triage import metrics, policy, transport
 from cctriage_triage.policy import Action, PolicyConfig, Turn
 from cctriage_triage.state import CloseKind, ConversationState, FlagOutcome, Severity
 from faust import streams as faust_streams
@@ -108,7 +112,7 @@ class Triage:
         supervisor_alerts: Any,
         dead_letters: Any,
         model_provider: Callable[[], Any],
-        dead_letter_headers: Callable[[str, str, Any], list[tuple[str, bytes]]],
+        on_fatal: Callable[[BaseException], Awaitable[None]],
     ) -> None:
         self.config = config
         self.conversations = conversations
@@ -117,19 +121,34 @@ class Triage:
         self.supervisor_alerts = supervisor_alerts
         self.dead_letters = dead_letters
         self.model_provider = model_provider
-        self.dead_letter_headers = dead_letter_headers
+        self.on_fatal = on_fatal
+        self._batches = 0
+        self._writer: asyncio.Future | None = None
+        # State of batches scored but not yet in the table (their writer is still running).
+        self._unwritten: dict[str, tuple[int, dict[str, Any]]] = {}
         # ONNX Runtime releases the GIL; one thread keeps runs in order and the loop free.
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="onnx")
 
     # -- the batch -------------------------------------------------------------------------------
 
     async def handle_batch(self, batch: Sequence[Any]) -> None:
+        """Decode, dedupe, score and decide now; write in the background, then ack.
+
+        Writing batch k (waiting for the broker's acks) overlaps scoring batch k+1. Each event's
+        message is held with an extra reference so that faust's own ack after this returns does
+        not make its offset committable; the writer releases it once the outputs are acked and
+        the state is in the changelog. Writers run strictly one after the other, so outputs,
+        changelog records and acks keep the order of the batches.
+        """
+        self._batches += 1
+        number = self._batches
         outputs = Outputs()
         states: dict[str, ConversationState] = {}
         last_event: dict[str, Any] = {}
         items: list[_Item] = []
 
         for event in batch:
+            transport.take(event.message)
             item = self._validate(event, outputs)
             if item is None:
                 continue
@@ -160,47 +179,91 @@ class Triage:
                 continue
             self._apply(item, states[item.decoded.conversation_id], outputs)
 
-        await self._write(outputs)
-        for conversation_id, event in last_event.items():
-            with acting_for(event):
-                self.conversations[conversation_id] = states[conversation_id].to_dict()
+        snapshots = {cid: states[cid].to_dict() for cid in last_event}
+        for conversation_id, snapshot in snapshots.items():
+            self._unwritten[conversation_id] = (number, snapshot)
+        for event in batch:
+            event.message.incref()
+        previous = self._writer
+        self._writer = asyncio.ensure_future(
+            self._finish(number, previous, outputs, snapshots, last_event, list(batch))
+        )
+
+    async def _finish(
+        self,
+        number: int,
+        previous: asyncio.Future | None,
+        outputs: Outputs,
+        snapshots: dict[str, dict[str, Any]],
+        last_event: dict[str, Any],
+        batch: list[Any],
+    ) -> None:
+        try:
+            if previous is not None:
+                await previous
+            await self._write(outputs)
+            for conversation_id, event in last_event.items():
+                with acting_for(event):
+                    self.conversations[conversation_id] = snapshots[conversation_id]
+                if self._unwritten.get(conversation_id, (None,))[0] == number:
+                    del self._unwritten[conversation_id]
+            for event in batch:
+                event.ack()
+        except Exception as exc:  # noqa: BLE001
+            # Outputs not acknowledged: the events stay un-acked (replayed after a restart).
+            log.critical("writing a batch failed; stopping the worker", exc_info=True)
+            await self.on_fatal(exc)
+            raise
+
+    async def drain(self) -> None:
+        """Wait until the last batch is written and acked (for a graceful stop)."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
 
     # -- steps -----------------------------------------------------------------------------------
 
     def _validate(self, event: Any, outputs: Outputs) -> _Item | None:
         message = event.message
         value = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
-        key = message.key if isinstance(message.key, bytes | type(None)) else bytes(message.key)
         result = support_events.decode_protobuf(value)
         if not result.ok:
-            code = "undecodable" if result.event is None else "invalid"
-            self._dead_letter(outputs, event, key, value, code, result.reasons())
+            reason, stage, field = dead_letter_reason(result)
+            self._dead_letter(outputs, event, reason, stage, field, None, result.reasons())
             return None
         decoded = result.event
-        if key is not None and key != decoded.conversation_id.encode():
+        if message.key is not None and bytes(message.key) != decoded.conversation_id.encode():
             self._dead_letter(
-                outputs, event, key, value, "key_mismatch",
-                "key: must be the conversation_id (UTF-8) so a conversation stays on one partition",
+                outputs, event, Reason.KEY_MISMATCH, Stage.VALIDATE, "conversation_id", None,
+                "the record key must be the conversation_id (UTF-8) so a conversation stays on one partition",
             )
             return None
         published = message.timestamp or time.time()
         at = decoded.occurred_at.ToNanoseconds() / 1e9 if decoded.HasField("occurred_at") else 0.0
         return _Item(event, decoded, at or published, published)
 
-    def _dead_letter(self, outputs: Outputs, event: Any, key: bytes | None, value: bytes,
-                     code: str, reason: str) -> None:
+    def _dead_letter(
+        self, outputs: Outputs, event: Any, reason: Reason, stage: Stage, field: str | None,
+        error: str | None, explanation: str,
+    ) -> None:
+        """Queue the original record, unchanged, for the dead-letter topic with the reason."""
+        message = event.message
         metrics.EVENTS.labels("dead_lettered").inc()
-        metrics.DEAD_LETTERS.labels(code).inc()
+        metrics.DEAD_LETTERS.labels(reason.value).inc()
+        # ``explanation`` comes from the shared validator, which never quotes customer text.
         log.warning(
             "support event dead-lettered",
-            extra={"reason_code": code, "reason": reason, "partition": event.message.partition,
-                   "offset": event.message.offset},
+            extra={"reason_code": reason.value, "field": field, "reason": explanation,
+                   "partition": message.partition, "offset": message.offset},
         )
-        headers = self.dead_letter_headers(code, reason, event.message)
-        outputs.records.append((self.dead_letters, key or b"", value, headers))
+        letter = DeadLetter(reason, stage, "triage", message.topic, message.partition, message.offset,
+                            field=field, error=error)
+        original = message.headers.items() if isinstance(message.headers, dict) else message.headers
+        key, value, headers = dead_letter_record(message.key, message.value, original, letter)
+        outputs.records.append((self.dead_letters, key, value, headers))
 
     def _load(self, conversation_id: str) -> ConversationState:
-        stored = self.conversations.get(conversation_id)
+        unwritten = self._unwritten.get(conversation_id)
+        stored = unwritten[1] if unwritten is not None else self.conversations.get(conversation_id)
         if stored is None:
             return ConversationState(conversation_id)
         return ConversationState.from_dict(stored)
@@ -221,9 +284,10 @@ class Triage:
                     (one,) = await loop.run_in_executor(self.executor, model.score, [text])
                 except Exception as exc:  # noqa: BLE001
                     metrics.MODEL_ERRORS.inc()
-                    message = item.event.message
-                    reason = f"message_posted.text: the model could not score it ({type(exc).__name__})"
-                    self._dead_letter(outputs, item.event, message.key, message.value, "model_error", reason)
+                    self._dead_letter(
+                        outputs, item.event, Reason.PROCESSING_FAILED, Stage.PROCESS, "message_posted.text",
+                        type(exc).__name__, "the model could not score this message",
+                    )
                     item.unscorable = True
                     one = None
                 scores.append(one)
@@ -239,6 +303,11 @@ class Triage:
         customer = event.customer
         state.describe(event.tenant_id, event.queue, event.channel, customer.tier, customer.language, item.at)
         kind = event.WhichOneof("payload")
+        # Flag sequence = the event's offset + 1: strictly increasing along a conversation (one
+        # partition), and the same when a crash makes this event be processed again, even if
+        # the decision differs the second time, so a replay can never reuse the sequence (and
+        # idempotency key) of a different, later flag.
+        sequence = item.event.message.offset + 1
         outcome: FlagOutcome | None = None
         outcome_label = "applied"
         if state.closed and kind != "conversation_closed":
@@ -255,15 +324,15 @@ class Triage:
                 turn = Turn(event.event_id, float(scores.stress), float(scores.negative),
                             {k: float(v) for k, v in scores.emotions.items()}, item.at)
                 outputs.records.append(self._message_score(item, state))
-                outcome = state.customer_message(turn, item.cues, self.config)
+                outcome = state.customer_message(turn, item.cues, self.config, sequence)
             elif posted.author_role == AGENT:
-                outcome = state.agent_message(item.at, self.config)
+                outcome = state.agent_message(item.at, self.config, sequence)
             # Bot and system messages move no mood and answer nobody: nothing else changes.
         elif kind == "agent_joined":
             outcome = state.agent_joined(event.agent_joined.agent_id, item.at, self.config)
         elif kind == "conversation_closed":
             abandoned = event.conversation_closed.reason in ABANDONED_REASONS
-            outcome = state.close(CloseKind.ABANDONED if abandoned else CloseKind.CLOSED)
+            outcome = state.close(CloseKind.ABANDONED if abandoned else CloseKind.CLOSED, sequence)
         metrics.EVENTS.labels(outcome_label).inc()
         if outcome is not None:
             self._flag(item, state, outcome, outputs)
@@ -374,3 +443,21 @@ def alert_summary(outcome: FlagOutcome, waiting_s: float) -> str:
     if waiting_s >= 60:
         parts.append(f"waiting {waiting_s / 60:.0f} min")
     return ", ".join(parts)
+
+
+_SCHEMA_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*")
+
+
+def dead_letter_reason(result: support_events.DecodedEvent) -> tuple[Reason, Stage, str | None]:
+    """The shared dead-letter vocabulary for a failed decode or validation, and the field."""
+    first = result.errors[0] if result.errors else None
+    # A map entry's path (metadata["k"]) quotes a key: keep only the schema part (metadata).
+    match = _SCHEMA_PATH.match(first.field) if first and first.field else None
+    field = match.group(0) if match else None
+    if result.event is None:
+        if first is not None and not first.field and "the limit is" in first.reason:
+            return Reason.TOO_LARGE, Stage.DECODE, None
+        return Reason.UNDECODABLE, Stage.DECODE, field
+    if first is not None and first.reason.startswith("is required"):
+        return Reason.MISSING_FIELD, Stage.VALIDATE, field
+    return Reason.INVALID_FIELD, Stage.VALIDATE, field

@@ -1,7 +1,9 @@
 """Settings of the triage worker: one frozen object, read from the environment once at start.
 
-The stress policy's own numbers live in ``policy.PolicyConfig`` (``TRIAGE_POLICY_*``) and are
-carried inside ``TriageSettings.policy``; ``load_settings()`` reads both.
+The stress policy's numbers (``policy.PolicyConfig``, ``TRIAGE_POLICY_*``), the shared Kafka
+client settings (``cctriage_common.kafka``, ``CCTRIAGE_KAFKA_*``) and the topic settings
+(``cctriage_common.topics``, ``CCTRIAGE_TOPIC_*``) travel inside ``TriageSettings``;
+``load_settings()`` reads them all.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from cctriage_common.kafka import KafkaSettings
 from cctriage_common.settings import SettingsError, env_field, load
+from cctriage_common.topics import TopicSettings
 from cctriage_triage.policy import PolicyConfig
 
 
@@ -18,15 +22,6 @@ class TriageSettings:
     app_id: str = env_field(
         "TRIAGE_APP_ID", "cctriage-triage",
         "faust app id: the consumer group and the prefix of the table changelog topic.",
-    )
-    bootstrap_servers: str = env_field(
-        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka bootstrap servers (host:port,...)."
-    )
-    topic_prefix: str = env_field(
-        "CCTRIAGE_TOPIC_PREFIX", "", "Prepended to every topic name (as cctriage-topics does)."
-    )
-    partitions: int = env_field(
-        "CCTRIAGE_TOPIC_PARTITIONS", 8, "Partitions of the keyed topics; the state table uses the same."
     )
     create_topics: bool = env_field(
         "TRIAGE_CREATE_TOPICS", True, "Create missing topics at start-up (idempotent)."
@@ -55,7 +50,9 @@ class TriageSettings:
     model_dir: str = env_field(
         "CCTRIAGE_MODEL_DIR", "", "Directory of the ONNX sentiment model; empty = the bundled model."
     )
-    model_threads: int = env_field("TRIAGE_MODEL_THREADS", 2, "ONNX Runtime intra-op threads.")
+    model_threads: int = env_field(
+        "TRIAGE_MODEL_THREADS", 1, "ONNX Runtime intra-op threads (scale out with workers, not threads)."
+    )
     batch_size: int = env_field(
         "TRIAGE_BATCH_SIZE", 32, "Most events taken from Kafka for one ONNX run."
     )
@@ -63,34 +60,41 @@ class TriageSettings:
         "TRIAGE_BATCH_WITHIN_S", 0.005,
         "Longest wait to fill a batch, in seconds (latency paid when traffic is light).",
     )
-    commit_interval_s: float = env_field(
-        "TRIAGE_COMMIT_INTERVAL_S", 1.0, "How often processed offsets are committed, in seconds."
-    )
-    session_timeout_s: float = env_field(
-        "TRIAGE_SESSION_TIMEOUT_S", 6.0,
-        "Kafka consumer session timeout: how soon a dead worker's partitions move.",
-    )
-    producer_max_batch_size: int = env_field(
-        "TRIAGE_PRODUCER_MAX_BATCH_SIZE", 16384,
-        "Producer batch size in bytes (1 = one record per batch, needed on the tansu broker).",
+    fetch_max_wait_ms: int = env_field(
+        "TRIAGE_FETCH_MAX_WAIT_MS", 20,
+        "Longest a fetch waits on an idle broker; keeps each Kafka hop short on brokers that hold fetches.",
     )
     log_level: str = env_field("TRIAGE_LOG_LEVEL", "info", "Log level.")
+    # Loaded by load_settings() from their own environment variables (README tables).
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
+    kafka: KafkaSettings = dataclasses.field(default_factory=KafkaSettings)
+    topics: TopicSettings = dataclasses.field(default_factory=TopicSettings)
 
     def validate(self) -> None:
         if self.batch_size < 1:
             raise SettingsError(f"TRIAGE_BATCH_SIZE={self.batch_size} must be at least 1")
-        if self.partitions < 1:
-            raise SettingsError(f"CCTRIAGE_TOPIC_PARTITIONS={self.partitions} must be at least 1")
         if self.routing_backoff_initial_s <= 0 or self.routing_backoff_max_s < self.routing_backoff_initial_s:
             raise SettingsError(
                 "need 0 < TRIAGE_ROUTING_BACKOFF_INITIAL_S <= TRIAGE_ROUTING_BACKOFF_MAX_S"
             )
 
     def topic(self, name: str) -> str:
-        return f"{self.topic_prefix}{name}"
+        return f"{self.topics.prefix}{name}"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka.bootstrap_servers
+
+    @property
+    def partitions(self) -> int:
+        return self.topics.partitions
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> TriageSettings:
     """The worker's settings and policy from the environment; SettingsError names a bad variable."""
-    return dataclasses.replace(load(TriageSettings, environ), policy=load(PolicyConfig, environ))
+    return dataclasses.replace(
+        load(TriageSettings, environ),
+        policy=load(PolicyConfig, environ),
+        kafka=load(KafkaSettings, environ),
+        topics=load(TopicSettings, environ),
+    )

@@ -8,6 +8,7 @@ flags. The state keeps ids, scores and cue codes only: never message text.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 from typing import Any
@@ -84,6 +85,9 @@ class ConversationState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConversationState:
+        # A deep copy: ``data`` may be the value a table write has queued and not serialized
+        # yet; changing its lists in place would leak later changes into that changelog record.
+        data = copy.deepcopy(data)
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["turns"] = [Turn(**t) for t in values.get("turns", [])]
@@ -120,7 +124,7 @@ class ConversationState:
             self._add_cues({policy.REPEAT_CONTACT})
 
     def customer_message(
-        self, turn: Turn, cues: frozenset[str], config: PolicyConfig
+        self, turn: Turn, cues: frozenset[str], config: PolicyConfig, sequence: int = 0
     ) -> FlagOutcome | None:
         """A scored customer message: the customer's mood moves, the policy decides."""
         self.turns.append(turn)
@@ -134,18 +138,18 @@ class ConversationState:
         assessment = self._assess(turn.at, config)
         if self.first_stress is None:
             self.first_stress = assessment.stress
-        return self._decide(assessment, config)
+        return self._decide(assessment, config, sequence)
 
-    def agent_message(self, at: float, config: PolicyConfig) -> FlagOutcome | None:
+    def agent_message(self, at: float, config: PolicyConfig, sequence: int = 0) -> FlagOutcome | None:
         """An agent replied: the customer no longer waits; priority may drop (not their mood)."""
         self.waiting_since = None
-        return self._reassess(at, config)
+        return self._reassess(at, config, sequence)
 
     def agent_joined(self, agent_id: str, at: float, config: PolicyConfig) -> FlagOutcome | None:
         self.agent_id = agent_id
         return None
 
-    def close(self, kind: CloseKind) -> FlagOutcome | None:
+    def close(self, kind: CloseKind, sequence: int = 0) -> FlagOutcome | None:
         """Closing withdraws a routed conversation; the compact state stays for deduplication."""
         if self.closed:
             return None
@@ -155,7 +159,7 @@ class ConversationState:
         if not self.routed:
             return None
         self.stressed = False
-        self.sequence += 1
+        self.sequence = self._next_sequence(sequence)
         return FlagOutcome(
             Action.WITHDRAWN, self.sequence, 0, False, self.stress,
             (Reason("closed", f"conversation {kind.value}"),), close=kind,
@@ -175,16 +179,22 @@ class ConversationState:
         self.stress = assessment.stress
         return assessment
 
-    def _reassess(self, at: float, config: PolicyConfig) -> FlagOutcome | None:
+    def _reassess(self, at: float, config: PolicyConfig, sequence: int) -> FlagOutcome | None:
         if self.closed or not self.stressed:
             return None
-        return self._decide(self._assess(at, config), config)
+        return self._decide(self._assess(at, config), config, sequence)
 
-    def _decide(self, assessment: Assessment, config: PolicyConfig) -> FlagOutcome | None:
+    def _next_sequence(self, sequence: int) -> int:
+        """The flag's sequence: the caller's (the event's position in its partition, +1), which
+        a replay of the same event reproduces whatever it decides, and which grows with every
+        later event; never below the last one used."""
+        return max(sequence, self.sequence + 1)
+
+    def _decide(self, assessment: Assessment, config: PolicyConfig, sequence: int) -> FlagOutcome | None:
         decision = policy.decide(self.stressed, self.routed, self.priority, assessment, config)
         if decision is None:
             return None
-        self.sequence += 1
+        self.sequence = self._next_sequence(sequence)
         self.stressed = decision.stressed
         self.priority = decision.priority
         alert = Severity.NONE

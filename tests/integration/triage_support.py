@@ -139,26 +139,30 @@ def publish(
         prod.close(10)
 
 
-def read_all(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[Any]:
-    """Every record currently in ``topic`` (reads until the end offsets)."""
+def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Any]:
+    """Every record currently in ``topic``: reads from the start up to the end offsets.
+
+    Only for topics the worker writes: it produces one record per batch, for which the embedded
+    Tansu broker's end offsets are right (docs/broker.md). A short fetch wait, because Tansu
+    holds a fetch for most of it even when records are there.
+    """
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=int(timeout_s * 1000),
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+        auto_offset_reset="earliest", fetch_max_wait_ms=20,
     )
     try:
         parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         ends = consumer.end_offsets(parts)
-        records = []
+        records: list[Any] = []
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in parts):
-            for batch in consumer.poll(timeout_ms=200).values():
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end offsets {ends} in {timeout_s}s")
+            for batch in consumer.poll(timeout_ms=100).values():
                 records.extend(batch)
         return records
     finally:

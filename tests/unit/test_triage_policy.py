@@ -229,3 +229,31 @@ def test_replay_gives_identical_flags():
         return feed(state, [turn(0.3 + 0.1 * i, at=20.0 * i) for i in range(7)], frozenset({"cancel_threat"}))
 
     assert run() == run()
+
+
+def test_flag_sequences_follow_event_positions_so_replays_never_collide():
+    """A replay that decides differently (other scores) still cannot reuse a later flag's sequence."""
+    original = ConversationState("c1")
+    first = original.customer_message(turn(0.9, at=1), frozenset(), CONFIG, sequence=11)
+    second = original.customer_message(turn(0.2, 0.1, at=2), frozenset(), CONFIG, sequence=12)
+    assert (first.sequence, first.action) == (11, Action.RAISED)
+    assert second is not None and second.sequence == 12
+
+    replayed = ConversationState("c1")
+    again = replayed.customer_message(turn(0.9, at=1), frozenset(), CONFIG, sequence=11)
+    assert again.sequence == 11
+    assert replayed.customer_message(turn(0.85, 0.1, at=2), frozenset(), CONFIG, sequence=12) is None
+    withdrawn = replayed.close(CloseKind.CLOSED, sequence=13)
+    assert withdrawn.sequence == 13 > second.sequence
+
+
+def test_state_read_back_never_changes_the_stored_value():
+    """The stored dict may be a queued changelog record: changing the state must not touch it."""
+    state = ConversationState("c1")
+    feed(state, [turn(0.9, at=1)], frozenset({"legal"}))
+    state.remember("e1")
+    stored = state.to_dict()
+    again = ConversationState.from_dict(stored)
+    again.remember("e2")
+    again.customer_message(turn(0.1, at=2), frozenset({"cancel_threat"}), CONFIG)
+    assert stored["seen"] == ["e1"] and stored["cues"] == ["legal"] and len(stored["turns"]) == 1
