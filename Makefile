@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-unit run proto lint bench clean model eval bench-model bench-routing bench-publish
+.PHONY: install test test-unit run proto lint bench clean model eval bench-model bench-routing bench-publish bench-pipeline
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,10 @@ bench-routing: install
 # Publishing: validation cost and cctriage-publish throughput against bare protobuf/kafka-python.
 bench-publish: install
 	nice -n 10 $(BIN)/python bench/publish_bench.py
+
+# Triage pipeline: end-to-end throughput vs. the model alone, p99 event -> route call, worker RSS.
+bench-pipeline: install
+	$(BIN)/python bench/pipeline_bench.py
 
 lint: install
 	$(BIN)/ruff check services tests bench proto
