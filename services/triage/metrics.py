@@ -29,7 +29,7 @@ INFERENCE_DURATION = Histogram(
 MODEL_ERRORS = Counter(
     "cctriage_triage_model_errors_total",
     "ONNX runs that raised; the batch is then scored message by message, and a message that "
-    "still fails is dead-lettered (reason model_error).",
+    "still fails is dead-lettered (reason processing_failed).",
 )
 MESSAGE_STRESS = Histogram(
     "cctriage_triage_message_stress_ratio", "Per-message stress 0..1 of scored customer messages.",
