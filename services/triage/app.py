@@ -94,6 +94,7 @@ triage = Triage(
     dead_letters=dead_letters,
     model_provider=Model.get,
     on_fatal=app.crash,
+    batch_size=settings.batch_size,
 )
 routing = RoutingDelivery(
     settings.routing_target,
@@ -108,7 +109,7 @@ routing = RoutingDelivery(
 async def score_messages(stream: faust.StreamT) -> None:
     await Model.loaded.wait()
     async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        await triage.handle_batch(batch)
+        await triage.accept(batch)
 
 
 @app.agent(conversation_flags)

@@ -113,6 +113,7 @@ class Triage:
         dead_letters: Any,
         model_provider: Callable[[], Any],
         on_fatal: Callable[[BaseException], Awaitable[None]],
+        batch_size: int = 16,
     ) -> None:
         self.config = config
         self.conversations = conversations
@@ -124,6 +125,9 @@ class Triage:
         self.on_fatal = on_fatal
         self._batches = 0
         self._writer: asyncio.Future | None = None
+        self._scorer: asyncio.Future | None = None
+        self._queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=2)
+        self.batch_size = batch_size
         # State of batches scored but not yet in the table (their writer is still running).
         self._unwritten: dict[str, tuple[int, dict[str, Any]]] = {}
         # ONNX Runtime releases the GIL; one thread keeps runs in order and the loop free.
@@ -131,14 +135,43 @@ class Triage:
 
     # -- the batch -------------------------------------------------------------------------------
 
-    async def handle_batch(self, batch: Sequence[Any]) -> None:
-        """Decode, dedupe, score and decide now; write in the background, then ack.
+    async def accept(self, batch: Sequence[Any]) -> None:
+        """Take a batch from the agent; it is scored and written in the background, in order.
 
-        Writing batch k (waiting for the broker's acks) overlaps scoring batch k+1. Each event's
-        message is held with an extra reference so that faust's own ack after this returns does
-        not make its offset committable; the writer releases it once the outputs are acked and
-        the state is in the changelog. Writers run strictly one after the other, so outputs,
-        changelog records and acks keep the order of the batches.
+        Each event's message is held with an extra reference, so faust's own ack when the agent
+        body returns does not make its offset committable; the writer releases it once the
+        outputs are acked and the state is in the changelog. Returning at once lets faust buffer
+        the next batch while the model runs (``take_events`` does not buffer while its body
+        runs); at most two batches wait here, then the agent waits (backpressure).
+        """
+        for event in batch:
+            transport.take(event.message)
+            event.message.incref()
+        if self._scorer is None or self._scorer.done():
+            self._scorer = asyncio.ensure_future(self._score_batches())
+        await self._queue.put(list(batch))
+
+    async def _score_batches(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            # Merge what waits, up to a full ONNX batch: fewer, fuller runs when busy.
+            while not self._queue.empty() and len(batch) < self.batch_size:
+                batch.extend(self._queue.get_nowait())
+                self._queue.task_done()
+            try:
+                await self.handle_batch(batch)
+            except Exception as exc:  # noqa: BLE001 - the events stay un-acked
+                log.critical("processing a batch failed; stopping the worker", exc_info=True)
+                await self.on_fatal(exc)
+                raise
+            finally:
+                self._queue.task_done()
+
+    async def handle_batch(self, batch: Sequence[Any]) -> None:
+        """Decode, dedupe, score and decide; then write in the background, then release acks.
+
+        Writing batch k (waiting for the broker's acks) overlaps scoring batch k+1. Writers run
+        strictly one after the other, so outputs, changelog records and acks keep batch order.
         """
         self._batches += 1
         number = self._batches
@@ -148,7 +181,6 @@ class Triage:
         items: list[_Item] = []
 
         for event in batch:
-            transport.take(event.message)
             item = self._validate(event, outputs)
             if item is None:
                 continue
@@ -182,8 +214,6 @@ class Triage:
         snapshots = {cid: states[cid].to_dict() for cid in last_event}
         for conversation_id, snapshot in snapshots.items():
             self._unwritten[conversation_id] = (number, snapshot)
-        for event in batch:
-            event.message.incref()
         previous = self._writer
         self._writer = asyncio.ensure_future(
             self._finish(number, previous, outputs, snapshots, last_event, list(batch))
@@ -216,7 +246,9 @@ class Triage:
             raise
 
     async def drain(self) -> None:
-        """Wait until the last batch is written and acked (for a graceful stop)."""
+        """Wait until every accepted batch is scored, written and acked (for a graceful stop)."""
+        if self._scorer is not None and not self._scorer.done():
+            await self._queue.join()
         if self._writer is not None:
             await asyncio.shield(self._writer)
 

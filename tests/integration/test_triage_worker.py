@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import json
-import signal
 
 import pytest
 from cctriage.routing.v1 import routing_pb2
@@ -404,5 +403,5 @@ def test_two_workers_share_the_partitions(kafka_bootstrap, topics, routing, tmp_
         assert first.metric("cctriage_triage_events_total") > 0
         assert second.metric("cctriage_triage_events_total") > 0
         for worker in (first, second):
-            worker.process.send_signal(signal.SIGTERM)
-        assert first.stop(30) == 0 and second.stop(30) == 0
+            worker.terminate()
+        assert [first.wait_exit(30), second.wait_exit(30)] == [0, 0], "both drained and exited"

@@ -265,6 +265,19 @@ class TriageWorker:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
+    def terminate(self) -> None:
+        """SIGTERM once (a second SIGTERM during shutdown is not a graceful stop)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_exit(self, timeout_s: float = 20.0) -> int | None:
+        """Exit code after ``terminate()``; SIGKILL and None if it takes longer than ``timeout_s``."""
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
     def stop(self, timeout_s: float = 20.0) -> int | None:
         """SIGTERM, wait up to ``timeout_s``, then SIGKILL. Returns the exit code (None if killed)."""
         if self.process is None or self.process.poll() is not None:
