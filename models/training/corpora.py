@@ -4,10 +4,11 @@
   - airline: the 80% of ``airline/train.csv`` that ``cctriage_common.evaluate`` does not hold out
     (CC BY-NC-SA 4.0);
   - VADER ``hutto_ICWSM_2014`` sentences (tweets, Amazon, movie and NYT snippets) with mean
-    human valence; |valence| <= 0.5 is neutral (from the vaderSentiment 3.3.2 sdist, MIT);
+    human valence; |valence| <= 0.5 is neutral (from the vaderSentiment 3.3.2 sdist, MIT;
+    ``train.py --vader-cap`` takes a fixed sample of them);
   - UCI "Sentiment Labelled Sentences" (Amazon, IMDb, Yelp; positive/negative, CC BY 4.0) from
     the ``sentiment@5.0.2`` npm package's test fixtures;
-  - the project's own support messages, train split only (repeated, see ``SUPPORT_REPEAT``).
+  - the project's own support messages, train split only (repeated, ``train.py --support-repeat``).
 - emotion (anger, joy, optimism, sadness): TweetEval emotion train split (research use); its
   tweets also count for sentiment (anger/sadness negative, joy/optimism positive).
 - stress: the project's own support messages, train split only.
@@ -29,7 +30,6 @@ from pathlib import Path
 from cctriage_common.evaluate import load_airline, load_support, load_tweeteval_emotion
 
 VADER_NEUTRAL_BAND = 0.5
-SUPPORT_REPEAT = 4  # a few hundred hand-written messages next to ~40k public ones
 VADER_FILES = (
     "tweets_GroundTruth.txt",
     "amazonReviewSnippets_GroundTruth.txt",

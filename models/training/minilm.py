@@ -74,20 +74,33 @@ class TriageNet(nn.Module):
         self.emotion = nn.Linear(HIDDEN, len(EMOTION_LABELS))
         self.stress = nn.Linear(HIDDEN, 1)
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled, normalised sentence embedding (what all-MiniLM-L6-v2 was trained to produce)."""
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
         x = self.word(input_ids) + self.position(positions) + self.token_type
-        x = self.dropout(self.embed_norm(x))
+        return self.dropout(self.embed_norm(x))
+
+    def run_layers(
+        self, x: torch.Tensor, attention_mask: torch.Tensor, start: int = 0, end: int = LAYERS
+    ) -> torch.Tensor:
+        """Transformer layers ``start`` .. ``end - 1`` (training caches the output of the lower ones)."""
         mask = attention_mask.to(x.dtype)
         mask_bias = ((1.0 - mask) * -10000.0)[:, None, None, :]
-        for layer in self.layers:
+        for layer in self.layers[start:end]:
             x = layer(x, mask_bias)
+        return x
+
+    @staticmethod
+    def pool(x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.to(x.dtype)
         summed = (x * mask.unsqueeze(-1)).sum(1)
         pooled = summed / mask.sum(1, keepdim=True).clamp(min=1.0)
         # Unit length, as the sentence-transformers model was trained, scaled so each
         # feature has roughly unit variance for the linear heads.
         return F.normalize(pooled, dim=-1) * math.sqrt(HIDDEN)
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled, normalised sentence embedding (what all-MiniLM-L6-v2 was trained to produce)."""
+        return self.pool(self.run_layers(self.embed(input_ids), attention_mask), attention_mask)
 
     def heads(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Logits of the three heads."""
