@@ -39,6 +39,9 @@ model: install
 eval: install
 	$(BIN)/python -m cctriage_common.evaluate --data-dir $(DATA)
 
+# Every benchmark, one after the other (figures into bench/results/).
+bench: bench-model bench-routing bench-publish bench-pipeline
+
 bench-model: install
 	$(BIN)/python bench/model_bench.py
 

@@ -334,18 +334,20 @@ class Decision:
 
 
 def decide(stressed: bool, routed: bool, last_priority: int, assessment: Assessment,
-           config: PolicyConfig) -> Decision | None:
+           config: PolicyConfig, new_cue: bool = False) -> Decision | None:
     """What to tell routing after a customer turn; None when nothing changed enough.
 
     ``stressed``: the conversation is currently flagged; ``routed``: a route call was made for
-    it; ``last_priority``: the priority last sent.
+    it; ``last_priority``: the priority last sent; ``new_cue``: this turn added a cue (e.g. a
+    legal threat) that the last flag did not carry, which routing and supervisors must hear
+    even when the priority is already at its ceiling.
     """
     now_stressed = stays_stressed(stressed, assessment.stress, config)
     if now_stressed and not stressed:
         return Decision(Action.RAISED if not routed else Action.UPDATED, assessment.priority, True)
     if stressed and not now_stressed:
         return Decision(Action.CLEARED, assessment.priority, False)
-    if stressed and abs(assessment.priority - last_priority) >= config.priority_step:
+    if stressed and (new_cue or abs(assessment.priority - last_priority) >= config.priority_step):
         return Decision(Action.UPDATED, assessment.priority, True)
     return None
 

@@ -130,6 +130,7 @@ class ConversationState:
         self.turns.append(turn)
         del self.turns[: -config.window]
         self.customer_turns += 1
+        known_cues = len(self.cues)
         self._add_cues(cues)
         if self.waiting_since is None:
             self.waiting_since = turn.at
@@ -138,7 +139,7 @@ class ConversationState:
         assessment = self._assess(turn.at, config)
         if self.first_stress is None:
             self.first_stress = assessment.stress
-        return self._decide(assessment, config, sequence)
+        return self._decide(assessment, config, sequence, new_cue=len(self.cues) > known_cues)
 
     def agent_message(self, at: float, config: PolicyConfig, sequence: int = 0) -> FlagOutcome | None:
         """An agent replied: the customer no longer waits; priority may drop (not their mood)."""
@@ -190,8 +191,12 @@ class ConversationState:
         later event; never below the last one used."""
         return max(sequence, self.sequence + 1)
 
-    def _decide(self, assessment: Assessment, config: PolicyConfig, sequence: int) -> FlagOutcome | None:
-        decision = policy.decide(self.stressed, self.routed, self.priority, assessment, config)
+    def _decide(
+        self, assessment: Assessment, config: PolicyConfig, sequence: int, new_cue: bool = False
+    ) -> FlagOutcome | None:
+        decision = policy.decide(
+            self.stressed, self.routed, self.priority, assessment, config, new_cue=new_cue
+        )
         if decision is None:
             return None
         self.sequence = self._next_sequence(sequence)

@@ -158,7 +158,11 @@ def test_escalating_conversation_routes_once_calm_one_never_and_sigterm_commits(
         flag = raised[0]
         codes = {r.code for r in flag.reasons}
         assert "VIP customer" in {r.detail for r in flag.reasons}
-        assert codes & {"repeat_contact", "cancel_threat", "complaint_threat", "legal"}, codes
+        # The model may raise the flag before the first cue is written; by the newest flag the
+        # cues of the later messages are among the reasons sent to routing.
+        assert codes, "a raised flag always says why"
+        latest_codes = {r.code for r in max(all_flags, key=lambda f: f.sequence).reasons}
+        assert {"repeat_contact", "cancel_threat", "legal"} <= latest_codes, latest_codes
         assert flag.flag_id == f"{angry.conversation_id}/{flag.sequence}"
 
         routed = routing.conversation(angry.conversation_id)

@@ -114,6 +114,19 @@ def test_legal_threat_alerts_critical_and_is_explained():
     assert "mentions legal action" in {r.detail for r in outcome.reasons}
 
 
+def test_a_new_threat_after_the_raise_updates_routing_and_alerts_critical():
+    # Already flagged at full stress, so the priority cannot rise: the legal threat must still
+    # reach routing (as reasons) and supervisors (as a critical alert).
+    state = ConversationState("c1")
+    (raised,) = feed(state, [turn(1.0, at=0, anger=0.9)])
+    assert raised.action is Action.RAISED and raised.alert is Severity.WARNING
+    assert feed(state, [turn(1.0, at=1, anger=0.9)]) == [None], "nothing new, nothing sent"
+    (update,) = feed(state, [turn(1.0, at=2, anger=0.9)], frozenset({"legal"}))
+    assert update.action is Action.UPDATED and update.priority == raised.priority
+    assert "mentions legal action" in {r.detail for r in update.reasons}
+    assert update.alert is Severity.CRITICAL
+
+
 def test_repeat_contact_from_the_opening_counts():
     state = ConversationState("c1")
     state.open(["billing"], "", prior_contacts=2)
