@@ -1258,6 +1258,17 @@ class Engine:
         )
         return heapq.nlargest(limit, chosen, key=lambda c: (self.effective_priority(c, now), -c.order))
 
+    def oldest_wait_by_band(self) -> list[float]:
+        """Seconds the longest-waiting conversation not yet accepted (waiting or offered) has
+        waited, per priority band: what an SRE alerts on while the customer is still waiting."""
+        now = self.clock()
+        oldest = [0.0, 0.0, 0.0, 0.0]
+        for conv in self.conversations.values():
+            if conv.status == WAITING or conv.status == OFFERED:
+                band = min(3, max(0, conv.priority) // 25)
+                oldest[band] = max(oldest[band], now - conv.enqueued_at)
+        return oldest
+
     def senior_occupancy(self, tenant_id: str = "") -> float:
         capacity = load = 0
         for agent in self.agents.values():

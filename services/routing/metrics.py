@@ -31,6 +31,12 @@ queue_depth = Gauge(
     ["priority_band"],
     registry=REGISTRY,
 )
+oldest_wait_seconds = Gauge(
+    "routing_oldest_wait_seconds",
+    "How long the longest-waiting conversation not yet accepted has waited, by priority band.",
+    ["priority_band"],
+    registry=REGISTRY,
+)
 wait_seconds = Histogram(
     "routing_wait_seconds",
     "Time from flag to accepted assignment, by priority band and agent tier.",

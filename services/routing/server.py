@@ -495,6 +495,7 @@ class RoutingServer:
     def refresh_gauges(self) -> None:
         with self.lock:
             bands = list(self.engine.waiting_by_band)
+            oldest = self.engine.oldest_wait_by_band()
             occupancy = self.engine.senior_occupancy()
             counts: dict[tuple[str, str], int] = {}
             for agent in self.engine.agents.values():
@@ -503,6 +504,8 @@ class RoutingServer:
                     counts[key] = counts.get(key, 0) + 1
         for name, value in zip(metrics.PRIORITY_BANDS, bands, strict=True):
             metrics.queue_depth.labels(name).set(value)
+        for name, seconds in zip(metrics.PRIORITY_BANDS, oldest, strict=True):
+            metrics.oldest_wait_seconds.labels(name).set(seconds)
         metrics.senior_occupancy.set(occupancy)
         for state in STATE_NAMES.values():
             if state == "offline":

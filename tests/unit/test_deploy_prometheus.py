@@ -27,6 +27,7 @@ REQUIRED_ALERTS = {
     "CctriageEventToRouteSlow",  # event-to-route p99 over its 100 ms objective
     "CctriageDeadLetterRateHigh",  # dead-letter rate
     "CctriageStressedCustomerWaiting",  # stressed customers waiting longer than N seconds
+    "CctriageStressedCustomerStillWaiting",  # ... and still waiting in the queue
     "CctriageNoSeniorAgentAvailable",  # no senior agent available
     "CctriageModelErrors",  # model errors
     "CctriageTriageWorkerDown",  # a worker down (up == 0)

@@ -448,3 +448,15 @@ def test_property_aging_prevents_starvation(old_priority, arrivals, gap):
     decisions, _ = e.drain()
     assert [d.conversation_id for d in decisions if d.kind == D_OFFERED] == ["old"]
     assert ACCEPTED not in {d.kind for d in decisions}
+
+
+def test_oldest_wait_by_band_counts_only_customers_not_yet_accepted():
+    e, clock = make()
+    route(e, "urgent-waiting", priority=90, stressed=True)  # nobody logged in: it waits
+    clock.advance(30)
+    route(e, "low-waiting", priority=10)
+    clock.advance(45)
+    assert e.oldest_wait_by_band() == [45.0, 0.0, 0.0, 75.0]
+    login(e, "senior", tier=1, chat=5)
+    accept(e, "urgent-waiting")
+    assert e.oldest_wait_by_band()[3] == 0.0, "an accepted customer no longer waits"
