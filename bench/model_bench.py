@@ -125,12 +125,13 @@ def peak_rss_mb(engine: str, threads: int = 2) -> float:
     return round(int(out.stdout.strip().splitlines()[-1]) / 1024, 1)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per configuration")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-
+def run(
+    seconds: float = 4.0,
+    batch_sizes: tuple[int, ...] = BATCH_SIZES,
+    threads_counts: tuple[int, ...] = THREADS,
+) -> dict:
+    """Measure each configuration for ``seconds``; the result ``main`` prints and writes
+    (bench/run_all.py calls this, with fewer configurations in its quick mode)."""
     # Imported here so that the VADER memory probe, which imports this module for its
     # messages, does not load onnxruntime.
     from cctriage_common.sentiment import SentimentModel
@@ -139,12 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     words = [len(t.split()) for t in texts]
     rows = []
     model_version = None
-    for threads in THREADS:
+    for threads in threads_counts:
         model = SentimentModel.load(intra_op_threads=threads)
         model_version = model.version
-        for batch in BATCH_SIZES:
+        for batch in batch_sizes:
             batches = [texts[i : i + batch] for i in range(0, len(texts) - batch + 1, batch)]
-            rows.append(summarise("onnx-int8", threads, batch, run_timed(model.score, batches, args.seconds)))
+            rows.append(summarise("onnx-int8", threads, batch, run_timed(model.score, batches, seconds)))
         del model
 
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     vader_batches = [[t] for t in texts]
     rows.append(
         summarise(
-            "vader", 1, 1, run_timed(lambda b: analyzer.polarity_scores(b[0]), vader_batches, args.seconds)
+            "vader", 1, 1, run_timed(lambda b: analyzer.polarity_scores(b[0]), vader_batches, seconds)
         )
     )
 
@@ -167,13 +168,25 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_at_start": os.getloadavg(),
         },
         "message_words": {"mean": round(statistics.mean(words), 1), "min": min(words), "max": max(words)},
-        "seconds_per_configuration": args.seconds,
+        "seconds_per_configuration": seconds,
         "throughput": rows,
         "peak_rss_mb": memory,
     }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per configuration")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    result = run(args.seconds)
+    rows, memory, model_version = result["throughput"], result["peak_rss_mb"], result["model"]
+    words = result["message_words"]
     print(
-        f"model {model_version}; messages of {result['message_words']['mean']} words on average "
-        f"({min(words)}-{max(words)}); {os.cpu_count()} CPUs"
+        f"model {model_version}; messages of {words['mean']} words on average "
+        f"({words['min']}-{words['max']}); {os.cpu_count()} CPUs"
     )
     print(f"{'engine':<10} {'threads':>7} {'batch':>5} {'msg/s':>9} {'p50 ms':>9} {'p99 ms':>9}")
     for r in rows:
