@@ -199,15 +199,10 @@ def publishing(events: list[dict], repeats: int) -> dict[str, float]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-
-    events = make_events(args.events)
-    result = {
+def run(events_count: int = 5000, repeats: int = 5) -> dict:
+    """Measure decoding and publishing; what ``main`` prints and writes (bench/run_all.py calls it)."""
+    events = make_events(events_count)
+    return {
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -217,9 +212,20 @@ def main() -> int:
         or f"embedded {load(BrokerSettings).embedded_broker}",
         "events": len(events),
         "mean_json_bytes": round(statistics.mean(len(json.dumps(e)) for e in events)),
-        "decoding": decoding(events, args.repeats),
-        "publishing": publishing(events, args.repeats),
+        "decoding": decoding(events, repeats),
+        "publishing": publishing(events, repeats),
+        "repeats": repeats,
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    result = run(args.events, args.repeats)
     d, p = result["decoding"], result["publishing"]
     rows = [
         (
@@ -248,7 +254,7 @@ def main() -> int:
         ),
     ]
     print(
-        f"{len(events)} events, mean {result['mean_json_bytes']} JSON bytes, median of {args.repeats}, "
+        f"{result['events']} events, mean {result['mean_json_bytes']} JSON bytes, median of {args.repeats}, "
         f"{result['broker']}, producer batch_size {p['producer_batch_size']}"
     )
     print(f"{'measured':38} {'events/s':>10}   {'baseline':26} {'events/s':>10}  ratio")
