@@ -621,6 +621,15 @@ def _key_for_path(key: str) -> str:
     return json.dumps(key[:40], ensure_ascii=True)
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _name_for_path(key: str) -> str:
+    """An object key as it may appear in an error: a field-name-like key (a typo of a field) is
+    shown; anything else (free text used as a key, control characters) is not echoed."""
+    return key if _FIELD_NAME.fullmatch(key) else f"<key of {len(key)} characters>"
+
+
 class _JsonChecker:
     """Checks a decoded JSON value against the protobuf JSON mapping of a message, field by field.
 
@@ -640,7 +649,7 @@ class _JsonChecker:
             self.error(prefix.rstrip("."), f"must be a JSON object, got {_json_type(value)}")
             return
         for key in getattr(value, "duplicates", ()):
-            self.error(prefix + key, "is given more than once in the same object")
+            self.error(prefix + _name_for_path(key), "is given more than once in the same object")
         by_name: dict[str, FieldDescriptor] = {}
         for field in descriptor.fields:
             by_name[field.json_name] = field
@@ -652,7 +661,7 @@ class _JsonChecker:
             if field is None:
                 suggestion = difflib.get_close_matches(key, list(by_name), n=1)
                 hint = f"; did you mean {suggestion[0]!r}?" if suggestion else ""
-                self.error(prefix + key[:64], f"unknown field{hint}")
+                self.error(prefix + _name_for_path(key), f"unknown field{hint}")
                 continue
             path = prefix + field.name
             if field.name in seen:
@@ -752,10 +761,18 @@ class _JsonChecker:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             self.error(path, f"must be a number, got {_json_type(value)}")
         elif isinstance(value, str):
+            if value in ("NaN", "Infinity", "-Infinity"):
+                return  # the JSON mapping's names for the special values
             try:
-                float(value)
+                parsed = float(value)
             except ValueError:
                 self.error(path, "must be a number (a string that is not one was given)")
+                return
+            if not math.isfinite(parsed):
+                self.error(path, "must be a number within the range of a double")
+        elif not _fits_a_double(value):
+            # 1e400 in JSON parses to inf; json_format would reject it with a message that quotes it.
+            self.error(path, "must be a number within the range of a double")
 
     def integer(self, value: Any, kind: int, path: str) -> None:
         if isinstance(value, bool):
@@ -767,6 +784,9 @@ class _JsonChecker:
                 return
             value = int(value)
         elif isinstance(value, float):
+            if not math.isfinite(value):
+                self.error(path, "must be an integer, got a number out of range")
+                return
             if not value.is_integer():
                 self.error(path, "must be an integer, got a fraction")
                 return
@@ -782,6 +802,12 @@ class _JsonChecker:
         }[kind]
         if not bounds[0] <= value <= bounds[1]:
             self.error(path, f"must be between {bounds[0]} and {bounds[1]}")
+
+
+def _fits_a_double(value: int | float) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return abs(value) <= 1.7976931348623157e308
 
 
 def parse_json_text(text: str | bytes) -> tuple[Any, ValidationError | None]:
@@ -800,8 +826,15 @@ def parse_json_text(text: str | bytes) -> tuple[Any, ValidationError | None]:
     except json.JSONDecodeError as exc:
         # exc.msg names the syntax problem ("Expecting ',' delimiter"), never the content.
         return None, ValidationError("", f"invalid JSON: {exc.msg} at column {exc.colno}")
-    except (ValueError, RecursionError) as exc:
-        reason = str(exc) if "not valid JSON" in str(exc) else "nested too deeply"
+    except RecursionError:
+        return None, ValidationError("", "invalid JSON: nested too deeply")
+    except ValueError as exc:
+        if "not valid JSON" in str(exc):
+            reason = str(exc)  # NaN/Infinity literals, from _reject_constant: names no content
+        elif "digits" in str(exc):
+            reason = "a number has too many digits"  # Python's int conversion limit (4300 digits)
+        else:
+            reason = "cannot be parsed"
         return None, ValidationError("", f"invalid JSON: {reason}")
 
 
