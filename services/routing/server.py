@@ -209,6 +209,29 @@ class MetricsInterceptor(grpc.ServerInterceptor):
             return grpc.unary_stream_rpc_method_handler(
                 stream, handler.request_deserializer, handler.response_serializer
             )
+        if handler.stream_stream is not None:
+            inner_bidi = handler.stream_stream
+
+            def bidi(request_iterator, context):
+                start = time.perf_counter()
+                code_name = "OK"
+                try:
+                    yield from inner_bidi(request_iterator, context)
+                except GeneratorExit:
+                    code_name = "CANCELLED"
+                    raise
+                except BaseException:
+                    code_name = (context.code() or grpc.StatusCode.UNKNOWN).name
+                    raise
+                finally:
+                    if code_name == "OK":
+                        code_name = _code(context)
+                    handled.labels(service, method, code_name).inc()
+                    seconds.observe(time.perf_counter() - start)
+
+            return grpc.stream_stream_rpc_method_handler(
+                bidi, handler.request_deserializer, handler.response_serializer
+            )
         return handler
 
 
@@ -400,6 +423,17 @@ class RoutingServer:
 
     def apply(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the engine; return once its state changes are durable."""
+        return_value, ticket = self.apply_nowait(fn, *args, **kwargs)
+        if ticket is not None:
+            self.journal.wait(ticket)
+        return return_value
+
+    def apply_nowait(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        """Run ``fn`` on the engine and queue its changes: (result, journal ticket or None).
+
+        Nothing may be acknowledged before ``journal.wait(ticket)`` returns. Tickets commit
+        in the order they were handed out, so a stream can keep many in flight.
+        """
         ticket = None
         with self.lock:
             try:
@@ -410,9 +444,7 @@ class RoutingServer:
                 if ops or decisions or events:
                     pushes = self._stream_pushes(events)
                     ticket = self.journal.submit(ops, after=lambda: self._after_commit(decisions, pushes))
-        if ticket is not None:
-            self.journal.wait(ticket)
-        return return_value
+        return return_value, ticket
 
     def _stream_pushes(self, events: list[tuple]) -> list[tuple[str, pb.OfferEvent | None]]:
         """Build the desktop messages now (under the lock), send them after the commit."""
@@ -544,6 +576,18 @@ def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
     raise exc
 
 
+# Route requests a RouteStream applies ahead of the acks the caller has received.
+STREAM_WINDOW = 1000
+
+
+def _error_ack(message: pb.RouteConversationRequest, exc: RoutingError) -> pb.RouteAck:
+    return pb.RouteAck(
+        idempotency_key=message.idempotency_key,
+        error_code=grpc.StatusCode[exc.code].value[0],
+        error_message=exc.message,
+    )
+
+
 class TriageRoutingServicer(pb_grpc.TriageRoutingServicer):
     def __init__(self, server: RoutingServer) -> None:
         self.s = server
@@ -586,6 +630,91 @@ class TriageRoutingServicer(pb_grpc.TriageRoutingServicer):
                 for r in results
             ]
         )
+
+    def RouteStream(self, request_iterator, context):  # noqa: N802
+        """One route per request, one ack per request, in order, each sent once durable.
+
+        A reader thread applies requests as they arrive and queues (journal ticket, ack);
+        this generator waits for each ticket in turn and sends the ack. Many routes are in
+        flight at once, so one group commit acknowledges many of them (the same reason the
+        batch RPC is fast), while every route keeps its own key and its own answer.
+        """
+        self.s.auth.require(context, "triage")
+        server = self.s
+        engine = server.engine
+        pending: queue.SimpleQueue = queue.SimpleQueue()
+        window = threading.Semaphore(STREAM_WINDOW)
+        gate = threading.Lock()
+        closed = False
+
+        def read() -> None:
+            try:
+                for message in request_iterator:
+                    while not window.acquire(timeout=0.5):
+                        if closed:
+                            return
+                    with gate:
+                        if closed:
+                            return
+                        try:
+                            r, ticket = server.apply_nowait(engine.route, _route_request(message))
+                        except RoutingError as exc:
+                            pending.put((None, _error_ack(message, exc)))
+                            continue
+                        response = pb.RouteConversationResponse(
+                            conversation_id=r.conversation_id,
+                            status=r.status,
+                            duplicate=r.duplicate,
+                            agent_id=r.agent_id,
+                        )
+                        ack = pb.RouteAck(idempotency_key=message.idempotency_key, response=response)
+                        pending.put((ticket, ack))
+            except JournalError as exc:
+                pending.put(exc)
+            except Exception:  # noqa: BLE001 - the caller went away; what was applied is acked
+                log.debug("route stream reader ended", exc_info=True)
+            finally:
+                pending.put(None)
+
+        def acks(item: Any):
+            if isinstance(item, JournalError):
+                _abort(context, item)
+            ticket, ack = item
+            if ticket is not None:
+                try:
+                    server.journal.wait(ticket)
+                except JournalError as exc:
+                    _abort(context, exc)
+            window.release()
+            return ack
+
+        threading.Thread(target=read, name="route-stream-reader", daemon=True).start()
+        try:
+            while True:
+                try:
+                    item = pending.get(timeout=0.2)
+                except queue.Empty:
+                    if not server._stopping.is_set():
+                        continue
+                    # Stopping: take no more requests, ack every one already applied, then
+                    # tell the caller to resend the rest (same keys, so nothing doubles).
+                    with gate:
+                        closed = True
+                    while True:
+                        try:
+                            item = pending.get_nowait()
+                        except queue.Empty:
+                            break
+                        if item is not None:
+                            yield acks(item)
+                    context.abort(
+                        grpc.StatusCode.UNAVAILABLE, "routing server stopping; resend unacknowledged routes"
+                    )
+                if item is None:
+                    return
+                yield acks(item)
+        finally:
+            closed = True
 
     def UpdateConversation(self, request, context):  # noqa: N802
         self.s.auth.require(context, "triage")

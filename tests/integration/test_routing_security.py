@@ -70,6 +70,10 @@ def test_only_the_triage_service_may_route(channel):
         assert _code(lambda t=token: triage.RouteConversation(_route(), metadata=_bearer(t))) == (
             grpc.StatusCode.PERMISSION_DENIED
         )
+        stream = triage.RouteStream(iter([_route()]), metadata=_bearer(token))
+        assert _code(lambda s=stream: list(s)) == grpc.StatusCode.PERMISSION_DENIED
+    acks = list(triage.RouteStream(iter([_route()]), metadata=_bearer("tri-token")))
+    assert [a.response.conversation_id for a in acks] == ["c1"] and acks[0].response.duplicate
 
 
 def test_an_agent_acts_only_as_itself(channel):

@@ -285,6 +285,82 @@ def test_batch_route_applies_each_item_once(channel):
     assert all(r.duplicate for r in again.responses)
 
 
+def test_route_stream_acks_every_route_in_order_once_and_refuses_bad_ones_alone(server, channel):
+    triage = rpc.TriageRoutingStub(channel)
+    desk = Desktop(channel, "s1", tier=1, capacity=1)
+
+    def request(key: str, conv: str, language: str = "en", stressed: bool = False):
+        return pb.RouteConversationRequest(
+            idempotency_key=key,
+            conversation_id=conv,
+            tenant_id="t",
+            queue="billing",
+            channel=CHAT,
+            priority=60,
+            stressed=stressed,
+            stress=0.9 if stressed else 0.2,
+            language=language,
+            sequence=1,
+        )
+
+    requests = [
+        request("k0", "s0", stressed=True),
+        request("k1", "s1"),
+        request("k2", "s2", language=""),  # invalid: refused alone, the stream goes on
+        request("k3", "s3"),
+        request("k0", "s0", stressed=True),  # a retry of the first: same answer, no second offer
+    ]
+    acks = list(triage.RouteStream(iter(requests), timeout=10))
+    assert [a.idempotency_key for a in acks] == ["k0", "k1", "k2", "k3", "k0"]
+    assert acks[0].response.status == pb.CONVERSATION_STATUS_OFFERED and acks[0].response.agent_id == "s1"
+    assert acks[1].response.status == pb.CONVERSATION_STATUS_WAITING
+    assert acks[2].error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "language" in acks[2].error_message and not acks[2].HasField("response")
+    assert acks[3].response.conversation_id == "s3"
+    assert acks[4].response.duplicate and acks[4].response.agent_id == "s1"
+    assert desk.next("offer").conversation_id == "s0"
+    # What the stream acknowledged is state the unary API sees: the same key is a duplicate.
+    again = route(triage, "s0")
+    assert again.status == pb.CONVERSATION_STATUS_OFFERED
+    snapshot = rpc.SupervisorStub(channel).GetQueueSnapshot(pb.QueueSnapshotRequest())
+    assert snapshot.waiting == 2  # s1 and s3; s2 was never queued
+    desk.close()
+
+
+def test_route_stream_acks_what_it_applied_then_ends_unavailable_on_stop(tmp_path):
+    outgoing: queue.Queue = queue.Queue()
+
+    def requests():
+        while (item := outgoing.get()) is not None:
+            yield item
+
+    with in_process_server(tmp_path) as s:
+        with grpc.insecure_channel(f"127.0.0.1:{s.port}") as ch:
+            acks = rpc.TriageRoutingStub(ch).RouteStream(requests(), timeout=30)
+            for i in range(3):
+                outgoing.put(
+                    pb.RouteConversationRequest(
+                        idempotency_key=f"x{i}",
+                        conversation_id=f"x{i}",
+                        tenant_id="t",
+                        queue="q",
+                        channel=CHAT,
+                        language="en",
+                        sequence=1,
+                    )
+                )
+                assert next(acks).response.conversation_id == f"x{i}"
+            stopped = threading.Thread(target=s.stop, kwargs={"grace": 5.0})
+            started = time.monotonic()
+            stopped.start()
+            with pytest.raises(grpc.RpcError) as err:
+                next(acks)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "resend" in err.value.details()
+            stopped.join(10)
+            assert time.monotonic() - started < 3.0  # ends the stream, does not sit out the grace
+            outgoing.put(None)
+
+
 def test_metrics_endpoint_has_rpc_and_domain_metrics(server, channel):
     d = Desktop(channel, "m1", tier=1, capacity=2)
     offer_stub = rpc.TriageRoutingStub(channel)

@@ -132,6 +132,18 @@ class ChannelLoad(_message.Message):
     capacity: int
     def __init__(self, channel: _Optional[_Union[_events_pb2.Channel, str]] = ..., active: _Optional[int] = ..., capacity: _Optional[int] = ...) -> None: ...
 
+class RouteAck(_message.Message):
+    __slots__ = ("idempotency_key", "response", "error_code", "error_message")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    response: RouteConversationResponse
+    error_code: int
+    error_message: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., response: _Optional[_Union[RouteConversationResponse, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
 class RouteConversationsRequest(_message.Message):
     __slots__ = ("requests",)
     REQUESTS_FIELD_NUMBER: _ClassVar[int]

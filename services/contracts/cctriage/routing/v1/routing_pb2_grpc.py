@@ -58,6 +58,11 @@ class TriageRoutingStub:
                 request_serializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsRequest.SerializeToString,
                 response_deserializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsResponse.FromString,
                 _registered_method=True)
+        self.RouteStream = channel.stream_stream(
+                '/cctriage.routing.v1.TriageRouting/RouteStream',
+                request_serializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationRequest.SerializeToString,
+                response_deserializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteAck.FromString,
+                _registered_method=True)
 
 
 class TriageRoutingServicer:
@@ -96,6 +101,20 @@ class TriageRoutingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RouteStream(self, request_iterator, context):
+        """Route calls on one long-lived stream (the fast path for a steady flow of flags). Each
+        request is one route call, handled exactly as RouteConversation would handle it, with
+        its own idempotency key; each gets its own RouteAck, sent once its effect is durable,
+        in the order the requests were sent. A request the server refuses (e.g. an invalid
+        field) is answered by a RouteAck carrying the error and the stream goes on. If the
+        stream ends with an error (server stopping, journal failure, connection lost), the
+        requests without an ack may or may not have been applied: send them again, with the
+        same idempotency keys, on a new stream or with RouteConversation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TriageRoutingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +137,11 @@ def add_TriageRoutingServicer_to_server(servicer, server):
                     servicer.RouteConversations,
                     request_deserializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsRequest.FromString,
                     response_serializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsResponse.SerializeToString,
+            ),
+            'RouteStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.RouteStream,
+                    request_deserializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationRequest.FromString,
+                    response_serializer=cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -232,6 +256,33 @@ class TriageRouting:
             '/cctriage.routing.v1.TriageRouting/RouteConversations',
             cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsRequest.SerializeToString,
             cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RouteStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/cctriage.routing.v1.TriageRouting/RouteStream',
+            cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteConversationRequest.SerializeToString,
+            cctriage_dot_routing_dot_v1_dot_routing__pb2.RouteAck.FromString,
             options,
             channel_credentials,
             insecure,
