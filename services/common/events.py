@@ -443,7 +443,14 @@ def validate(
 
 
 def _safe_event_id(value: object) -> str:
-    if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS and not _CONTROL.search(value):
+    # Only what looks like an id is echoed in reports: a corrupted record's "event id" may be
+    # shifted customer text, which has whitespace.
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_CHARS
+        and not _CONTROL.search(value)
+        and not _WHITESPACE.search(value)
+    ):
         if _utf8_problem(value) is None:
             return value
     return ""
@@ -686,6 +693,9 @@ class _JsonChecker:
             for key in getattr(value, "duplicates", ()):
                 self.error(f"{path}[{_key_for_path(key)}]", "is given more than once in the same object")
             for key, item in value.items():
+                if _utf8_problem(key):
+                    reason = "key is not valid UTF-8 (contains an unpaired surrogate)"
+                    self.error(f"{path}[{_key_for_path(key)}]", reason)
                 self.scalar(item, value_field, f"{path}[{_key_for_path(key)}]")
             return
         if field.is_repeated:
@@ -744,6 +754,11 @@ class _JsonChecker:
 
     def enum(self, value: Any, enum: EnumDescriptor, path: str) -> None:
         if isinstance(value, str):
+            if _utf8_problem(value):
+                # Checked first: looking a lone surrogate up in upb's values_by_name leaves a
+                # UnicodeEncodeError pending, which surfaces later as a SystemError (found by fuzzing).
+                self.error(path, f"unknown {enum.name} value (not valid UTF-8)")
+                return
             if value in enum.values_by_name:
                 return
             shown = f" {value!r}" if re.fullmatch(r"[A-Za-z0-9_]{1,48}", value) else ""

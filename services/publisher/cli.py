@@ -100,7 +100,21 @@ class _StreamBroken(Exception):
     """The protobuf stream cannot be followed past this record."""
 
 
-def _read_delimited(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+def _skip(stream: IO[bytes], length: int) -> int:
+    """Read past ``length`` bytes in bounded chunks; how many were there."""
+    skipped = 0
+    while skipped < length:
+        chunk = stream.read(min(1 << 20, length - skipped))
+        if not chunk:
+            break
+        skipped += len(chunk)
+    return skipped
+
+
+def _read_delimited(stream: IO[bytes]) -> Iterator[tuple[int, bytes | int]]:
+    """(number, record bytes), or (number, length) for a record over the size limit, skipped
+    without being held in memory: the records after it are still read (found by fuzzing: one
+    oversized record used to end the run)."""
     number = 0
     while True:
         number += 1
@@ -111,7 +125,11 @@ def _read_delimited(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
         if length is None:
             return
         if length > MAX_EVENT_BYTES:
-            raise _StreamBroken(number, f"length prefix says {length} bytes; the limit is {MAX_EVENT_BYTES}")
+            skipped = _skip(stream, length)
+            if skipped < length:
+                raise _StreamBroken(number, f"input ends after {skipped} of {length} bytes")
+            yield number, length
+            continue
         data = stream.read(length)
         if len(data) < length:
             raise _StreamBroken(number, f"input ends after {len(data)} of {length} bytes")
@@ -120,7 +138,8 @@ def _read_delimited(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 
 def _feed(stream: IO[bytes], fmt: str, records: queue.Queue) -> None:
     """Reader thread. Puts ("record", number, bytes), ("blank", number, None), ("too_long",
-    number, None), ("broken", number, reason) and finally ("end", 0, None)."""
+    number, None) (a JSON line), ("too_big", number, length) (a protobuf record), ("broken",
+    number, reason) and finally ("end", 0, None)."""
     try:
         if fmt == "jsonl":
             for item in _read_jsonl(stream):
@@ -128,7 +147,8 @@ def _feed(stream: IO[bytes], fmt: str, records: queue.Queue) -> None:
         else:
             try:
                 for number, data in _read_delimited(stream):
-                    records.put(("record", number, data))
+                    kind = "record" if isinstance(data, bytes) else "too_big"
+                    records.put((kind, number, data))
             except _StreamBroken as broken:
                 records.put(("broken", *broken.args))
     except (OSError, ValueError) as exc:  # closed or unreadable input
@@ -330,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
                 elif kind == "too_long":
                     error = ValidationError(
                         "", f"line is longer than the limit of {MAX_JSON_BYTES} bytes", TOO_LARGE
+                    )
+                    chunk.append((number, DecodedEvent(None, (error,))))
+                elif kind == "too_big":
+                    error = ValidationError(
+                        "", f"record is {data} bytes; the limit is {MAX_EVENT_BYTES}", TOO_LARGE
                     )
                     chunk.append((number, DecodedEvent(None, (error,))))
                 elif kind == "broken":

@@ -17,6 +17,7 @@ import logging
 import math
 import random
 import string
+import sys
 import time
 from types import SimpleNamespace
 
@@ -35,12 +36,18 @@ from hypothesis import strategies as st
 # caplog is reset per example (check_record); the model of the worker is module-scoped.
 FUZZ = settings(
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 
 
 def fuzz(share: float = 1.0) -> settings:
     return settings(FUZZ, max_examples=examples(share))
+
+
 TOPIC = "support-events"
 ORIGINAL_HEADERS = [("content-type", b"application/x-protobuf"), ("trace-id", b"abc123")]
 # The worker's dead-letter topic: _validate only queues (topic, key, value, headers) for it.
@@ -70,10 +77,16 @@ _offsets = iter(range(10**9))
 
 
 def worker_decode(triage: Triage, key: bytes | None, value: bytes | None) -> tuple[str, object]:
-    """Run the worker's decode step on one record: ("processed", item) or ("dead", (key, value, headers, offset))."""
+    """The worker's decode step on one record: ("processed", item) or ("dead", (key, value, headers,
+    offset))."""
     offset = next(_offsets)
     message = SimpleNamespace(
-        key=key, value=value, timestamp=time.time(), topic=TOPIC, partition=3, offset=offset,
+        key=key,
+        value=value,
+        timestamp=time.time(),
+        topic=TOPIC,
+        partition=3,
+        offset=offset,
         headers=list(ORIGINAL_HEADERS),
     )
     outputs = Outputs()
@@ -111,7 +124,7 @@ def check_record(triage: Triage, key: bytes | None, value: bytes | None, caplog)
                 assert letter.field == first.schema_field, "dlq.field names the field at fault"
         else:
             assert letter.reason == Reason.KEY_MISMATCH and letter.field == "conversation_id"
-        for name, data in headers[len(ORIGINAL_HEADERS):]:
+        for name, data in headers[len(ORIGINAL_HEADERS) :]:
             assert not leaked(data.decode("ascii")), (name, data)
     logged = " ".join(
         f"{record.getMessage()} {sorted(map(str, record.__dict__.values()))}" for record in caplog.records
@@ -135,9 +148,20 @@ def test_named_nasty_record_is_dead_lettered_with_its_reason_and_field(triage, c
 
 def test_the_named_corpus_covers_the_issue_list():
     names = {case.name for case in CASES}
-    for needed in ("truncated_inside_text", "random_bytes", "conversation_flag_bytes", "text_of_one_megabyte",
-                   "invalid_utf8_in_text", "nul_in_text", "missing_event_id", "missing_conversation_id",
-                   "unknown_channel_number", "no_payload", "very_long_metadata", "tombstone_null_value"):
+    for needed in (
+        "truncated_inside_text",
+        "random_bytes",
+        "conversation_flag_bytes",
+        "text_of_one_megabyte",
+        "invalid_utf8_in_text",
+        "nul_in_text",
+        "missing_event_id",
+        "missing_conversation_id",
+        "unknown_channel_number",
+        "no_payload",
+        "very_long_metadata",
+        "tombstone_null_value",
+    ):
         assert needed in names
 
 
@@ -161,11 +185,18 @@ def valid_events(draw) -> events_pb2.SupportEvent:
     message = fuzz_cases.event(
         conversation_id=draw(ids), event_id=draw(ids), at=at, kind=kind, text=SECRET + draw(customer_text)
     )
-    message.channel = draw(st.sampled_from([v.number for v in events_pb2.Channel.DESCRIPTOR.values if v.number]))
+    message.channel = draw(
+        st.sampled_from([v.number for v in events_pb2.Channel.DESCRIPTOR.values if v.number])
+    )
     message.metadata.clear()
     message.metadata.update(
-        draw(st.dictionaries(st.text(string.ascii_letters, min_size=1, max_size=20),
-                             st.just(SECRET) | customer_text, max_size=5))
+        draw(
+            st.dictionaries(
+                st.text(string.ascii_letters, min_size=1, max_size=20),
+                st.just(SECRET) | customer_text,
+                max_size=5,
+            )
+        )
     )
     if kind == "closed":
         message.conversation_closed.reason = draw(
@@ -202,8 +233,16 @@ def test_corrupted_valid_events_are_processed_or_dead_lettered(triage, message, 
 @fuzz()
 @given(
     message=valid_events(),
-    other=st.sampled_from(["ConversationFlag", "MessageScore", "SupervisorAlert", "RouteConversationRequest",
-                           "Timestamp", "Customer"]),
+    other=st.sampled_from(
+        [
+            "ConversationFlag",
+            "MessageScore",
+            "SupervisorAlert",
+            "RouteConversationRequest",
+            "Timestamp",
+            "Customer",
+        ]
+    ),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_valid_bytes_of_another_message_type_are_dead_lettered(triage, message, other, seed, caplog):
@@ -213,11 +252,17 @@ def test_valid_bytes_of_another_message_type_are_dead_lettered(triage, message, 
     rng = random.Random(seed)
     kinds = {
         "ConversationFlag": lambda: triage_pb2.ConversationFlag(
-            flag_id=f"{message.conversation_id}/{rng.randrange(99)}", conversation_id=message.conversation_id,
-            sequence=rng.randrange(1, 99), stress=rng.random(), stressed=True, event_id=message.event_id,
+            flag_id=f"{message.conversation_id}/{rng.randrange(99)}",
+            conversation_id=message.conversation_id,
+            sequence=rng.randrange(1, 99),
+            stress=rng.random(),
+            stressed=True,
+            event_id=message.event_id,
         ),
         "MessageScore": lambda: triage_pb2.MessageScore(
-            event_id=message.event_id, conversation_id=message.conversation_id, stress=rng.random(),
+            event_id=message.event_id,
+            conversation_id=message.conversation_id,
+            stress=rng.random(),
             model_version="m",
         ),
         "SupervisorAlert": lambda: triage_pb2.SupervisorAlert(
@@ -249,8 +294,9 @@ BREAKERS = {
     "queue": lambda m, v: setattr(m, "queue", " billing\t" + v),
     "occurred_at": lambda m, v: m.occurred_at.CopyFrom(fuzz_cases.timestamp(time.time() + 3600 + len(v))),
     "message_posted.text": lambda m, v: setattr(m.message_posted, "text", _text(70_000 + len(v))),
-    "message_posted.transcript_confidence": lambda m, v: setattr(m.message_posted, "transcript_confidence",
-                                                                 1.5 + len(v)),
+    "message_posted.transcript_confidence": lambda m, v: setattr(
+        m.message_posted, "transcript_confidence", 1.5 + len(v)
+    ),
     "message_posted.author_role": lambda m, v: setattr(m.message_posted, "author_role", 0),
     "metadata": lambda m, v: m.metadata.update({"note": _text(3000)}),
     "payload": lambda m, v: m.ClearField("message_posted"),
@@ -259,8 +305,11 @@ SECRET_ID_LOCAL = "jane.SECRET"
 
 
 @fuzz()
-@given(field=st.sampled_from(sorted(BREAKERS)), value=st.text(ID_CHARS, max_size=10),
-       at=st.floats(min_value=EARLIEST, max_value=STARTED, allow_nan=False))
+@given(
+    field=st.sampled_from(sorted(BREAKERS)),
+    value=st.text(ID_CHARS, max_size=10),
+    at=st.floats(min_value=EARLIEST, max_value=STARTED, allow_nan=False),
+)
 def test_one_broken_field_is_dead_lettered_naming_that_field(triage, field, value, at, caplog):
     message = fuzz_cases.event(conversation_id="conv-1", at=at)
     BREAKERS[field](message, value)
@@ -299,20 +348,42 @@ def test_named_nasty_json_line_is_rejected_naming_the_field(name, line, field):
 
 
 json_scalars = (
-    st.none() | st.booleans() | st.integers() | st.integers(min_value=10**20, max_value=10**400)
-    | st.floats() | st.text(max_size=30) | st.just(SECRET) | st.just("\x00\x1b\ud800")
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**20, max_value=10**400)
+    | st.floats()
+    | st.text(max_size=30)
+    | st.just(SECRET)
+    | st.just("\x00\x1b\ud800")
 )
 json_garbage = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=25,
 )
 JSON_PATHS = [
-    ("eventId",), ("conversationId",), ("tenantId",), ("channel",), ("occurredAt",), ("metadata",),
-    ("customer",), ("customer", "tier"), ("customer", "language"), ("customer", "customerId"),
-    ("messagePosted",), ("messagePosted", "text"), ("messagePosted", "authorRole"),
-    ("messagePosted", "transcriptConfidence"), ("conversationOpened",), ("agentJoined",), ("conversationClosed",),
-    ("metadata", "campaign"), ("unknownField",),
+    ("eventId",),
+    ("conversationId",),
+    ("tenantId",),
+    ("channel",),
+    ("occurredAt",),
+    ("metadata",),
+    ("customer",),
+    ("customer", "tier"),
+    ("customer", "language"),
+    ("customer", "customerId"),
+    ("messagePosted",),
+    ("messagePosted", "text"),
+    ("messagePosted", "authorRole"),
+    ("messagePosted", "transcriptConfidence"),
+    ("conversationOpened",),
+    ("agentJoined",),
+    ("conversationClosed",),
+    ("metadata", "campaign"),
+    ("unknownField",),
 ]
 
 
@@ -362,3 +433,15 @@ def test_valid_events_survive_the_json_mapping_round_trip(message):
     if math.isnan(expected.message_posted.transcript_confidence):
         return
     assert result.event == expected
+
+
+def test_lone_surrogates_leave_no_exception_pending():
+    """Found by fuzzing: upb's enum name lookup with a lone surrogate left a UnicodeEncodeError
+    pending, which a trace function (debuggers, coverage, hypothesis) turns into a SystemError."""
+    previous = sys.gettrace()
+    sys.settrace(lambda frame, event, arg: None)
+    try:
+        result = decode_json(json.dumps(fuzz_cases.json_event(channel="CHANNEL_\ud800")))
+    finally:
+        sys.settrace(previous)
+    assert result.errors[0].field == "channel"
