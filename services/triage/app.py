@@ -16,6 +16,7 @@ from typing import Any
 
 import faust
 from cctriage_common import topics as declared
+from cctriage_common.events import MAX_EVENT_BYTES
 from cctriage_common.kafka import faust_config
 from cctriage_triage import metrics, transport
 from cctriage_triage.delivery import RoutingDelivery
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 settings = load_settings()
 scheme = transport.register(settings.fetch_max_wait_ms)
 
+# A dead letter is the original record plus dlq.* headers, so the producer must take anything the
+# events topic took (up to ~1 MiB on a default Kafka) plus those headers. With faust's default
+# (1,000,000 bytes) a ~1 MB event crashed the worker, and again after every restart (issue 7).
+PRODUCER_MAX_REQUEST_BYTES = 2 * MAX_EVENT_BYTES
+
 app = faust.App(
     settings.app_id,
     **{
@@ -38,6 +44,7 @@ app = faust.App(
         "broker": [f"{scheme}://{server}" for server in settings.bootstrap_servers.split(",")],
     },
     store="memory://",
+    producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
     datadir=settings.data_dir,
     topic_allow_declare=True,
     table_standby_replicas=0,
