@@ -382,6 +382,13 @@ def json_cases() -> list[tuple[str, bytes, str | None]]:
             "message_posted.transcript_confidence",
         ),
         (
+            "float32_overflow",
+            _line(json_event(messagePosted=posted)).replace(
+                b'"text"', b'"transcriptConfidence": 3.5e38, "text"'
+            ),
+            "message_posted.transcript_confidence",
+        ),
+        (
             "huge_integer",
             _line(json_event(conversationOpened={"priorContactCount": 10**30}, messagePosted=None)),
             "conversation_opened.prior_contact_count",

@@ -730,7 +730,7 @@ class _JsonChecker:
             if not isinstance(value, bool):
                 self.error(path, f"must be true or false, got {_json_type(value)}")
         elif kind in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
-            self.number(value, path)
+            self.number(value, path, single=kind == FieldDescriptor.TYPE_FLOAT)
         elif kind in (
             FieldDescriptor.TYPE_UINT32,
             FieldDescriptor.TYPE_INT32,
@@ -772,7 +772,7 @@ class _JsonChecker:
                 path, f"must be a {enum.name} name (e.g. {enum.values[1].name}), got {_json_type(value)}"
             )
 
-    def number(self, value: Any, path: str) -> None:
+    def number(self, value: Any, path: str, single: bool = False) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             self.error(path, f"must be a number, got {_json_type(value)}")
         elif isinstance(value, str):
@@ -785,9 +785,13 @@ class _JsonChecker:
                 return
             if not math.isfinite(parsed):
                 self.error(path, "must be a number within the range of a double")
+            elif single and abs(parsed) > FLOAT32_MAX:
+                self.error(path, f"must be a number within the range of a float (±{FLOAT32_MAX:.4g})")
         elif not _fits_a_double(value):
             # 1e400 in JSON parses to inf; json_format would reject it with a message that quotes it.
             self.error(path, "must be a number within the range of a double")
+        elif single and abs(value) > FLOAT32_MAX:
+            self.error(path, f"must be a number within the range of a float (±{FLOAT32_MAX:.4g})")
 
     def integer(self, value: Any, kind: int, path: str) -> None:
         if isinstance(value, bool):
@@ -817,6 +821,9 @@ class _JsonChecker:
         }[kind]
         if not bounds[0] <= value <= bounds[1]:
             self.error(path, f"must be between {bounds[0]} and {bounds[1]}")
+
+
+FLOAT32_MAX = float.fromhex("0x1.fffffep+127")
 
 
 def _fits_a_double(value: int | float) -> bool:

@@ -107,13 +107,12 @@ lines = st.one_of(
 
 
 def expected_status(kind: str, line: bytes, number: int) -> str | None:
+    if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+        line = line[3:]  # a byte order mark opening the file is not content
     if kind == "blank" or not line.strip():
         return None
     if kind == "oracle":
-        stripped = line.strip()
-        if number == 1 and stripped.startswith(b"\xef\xbb\xbf"):
-            stripped = stripped[3:]
-        return "valid" if decode_json(stripped).ok else "invalid"
+        return "valid" if decode_json(line.strip()).ok else "invalid"
     return kind
 
 
