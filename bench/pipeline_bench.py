@@ -144,7 +144,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -154,8 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="ONNX intra-op threads (model and worker)")
     parser.add_argument("--partitions", type=int, default=4)
-    args = parser.parse_args(argv)
+    return parser
 
+
+# Small sizes for a smoke run (bench/run_all.py --quick): every figure, none of them meaningful.
+QUICK_ARGS = ["--messages", "300", "--latency-seconds", "5", "--model-seconds", "1.5"]
+
+
+def run(quick: bool = False, argv: list[str] | None = None) -> dict:
+    """Measure (``argv``: this script's options) and return what ``main`` writes and prints
+    (bench/run_all.py calls this)."""
+    return measure(_parser().parse_args((QUICK_ARGS if quick else []) + (argv or [])))
+
+
+def measure(args: argparse.Namespace) -> dict:
     rng = random.Random(11)
     texts = calm_texts()
     pool = [rng.choice(texts) for _ in range(max(512, args.batch_size * 16))]
@@ -300,6 +312,14 @@ def main(argv: list[str] | None = None) -> int:
         "worker peak RSS <= 500 MB": results["worker_peak_rss_mb"] <= 500,
     }
     results["holds"] = verdicts
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    results = measure(args)
+    verdicts = results["holds"]
+    model_rate = results["model_only_messages_per_s_mean"]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     lat = results["event_to_route_call_ms"]
