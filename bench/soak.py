@@ -130,6 +130,7 @@ class Traffic:
         self.customer_messages = 0
         self.events = 0
         self.failures = 0
+        self.conversations = 0
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
@@ -166,6 +167,7 @@ class Traffic:
                         tiebreak += 1
                         heapq.heappush(due, (next_conversation + offset, tiebreak, event, kind))
                     n += 1
+                    self.conversations = n
                     next_conversation += self.conversation_interval
                 while due and due[0][0] <= now:
                     _, _, event, kind = heapq.heappop(due)
@@ -388,6 +390,15 @@ def judge(result: dict, args: argparse.Namespace) -> dict:
             slope <= args.max_slope
         )
     verdict["rss_slope_mb_per_min_last_two_thirds"] = slopes
+    # Growth per conversation opened: tells per-conversation state kept forever from a slow leak.
+    tail = [x for x in samples if x["t"] >= tail_from]
+    if len(tail) >= 2 and tail[-1]["conversations_started"] > tail[0]["conversations_started"]:
+        per_min = (tail[-1]["conversations_started"] - tail[0]["conversations_started"]) / (
+            (tail[-1]["t"] - tail[0]["t"]) / 60
+        )
+        verdict["rss_growth_kb_per_conversation"] = {
+            role: round(1024 * slope / per_min, 2) for role, slope in slopes.items() if slope is not None
+        }
     latencies = [(x["t"], x["ms"]) for x in result["latencies"]]
     window = min(60.0, max(10.0, (duration - warmup) / 2))
     first = latency_window(latencies, warmup, warmup + window)
@@ -619,6 +630,8 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
                     "backlog_messages": int(published - (count - base_scored)),
                     "consumer_lag_messages": lag,
                     "routed": len(seen),
+                    "conversations_started": traffic.conversations,
+                    "load_average_1m": round(os.getloadavg()[0], 2),
                     "latency": (
                         {
                             "count": len(new),
@@ -691,6 +704,7 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
                 "agent_pace": args.pace,
                 "partitions": args.partitions,
                 "model_threads": args.threads,
+                "conversations_started": traffic.conversations,
                 "customer_messages_published": published,
                 "events_published": events,
                 "customer_messages_scored": int(end_scored - base_scored),
@@ -785,6 +799,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{k} {x:+.2f}" for k, x in v["rss_slope_mb_per_min_last_two_thirds"].items() if x is not None
         )
     )
+    if v.get("rss_growth_kb_per_conversation"):
+        print(
+            "RSS growth per conversation opened (KB): "
+            + ", ".join(f"{k} {x:+.2f}" for k, x in v["rss_growth_kb_per_conversation"].items())
+        )
+    loads = [x["load_average_1m"] for x in result["samples"]]
+    if loads:
+        print(f"load average (1 min) during the soak: {min(loads)} - {max(loads)} on {os.cpu_count()} cores")
     for check, ok in v["checks"].items():
         print(f"  {'ok  ' if ok else 'FAIL'} {check}")
     print(f"verdict: {'STABLE' if v['stable'] else 'NOT STABLE'}")
