@@ -160,9 +160,9 @@ SUPERVISOR = [
             ("histogram_quantile(0.9, sum by (le, priority_band) "
              f"(rate(routing_wait_seconds_bucket[{RATE}])))", "{{priority_band}}"),
         ], unit="s"),
-        Panel("Stressed customers: wait p90 (high + urgent)", [
-            ("histogram_quantile(0.9, sum by (le) "
-             '(rate(routing_wait_seconds_bucket{priority_band=~"high|urgent"}[15m])))', "p90 over 15 min"),
+        Panel("Stressed customers: wait p90 (medium, high, critical)", [
+            ("histogram_quantile(0.9, sum by (le) (rate(routing_wait_seconds_bucket"
+             '{priority_band=~"medium|high|critical"}[15m])))', "p90 over 15 min"),
         ], unit="s", kind="stat", thresholds=[(30, "orange"), (60, "red")],
             description="From flag to accepted assignment. Alert: a stressed customer waited over 60 s."),
         Panel("Senior occupancy", [

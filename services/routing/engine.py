@@ -46,6 +46,23 @@ REASON_CODES = ("last_agent", "bullseye", "bullseye_widened", "reserve", "best_a
 _T_OFFER, _T_WRAP, _T_WIDEN, _T_RETRY = 0, 1, 2, 3
 
 
+# Priority bands, the same as triage's (cctriage_triage.policy.priority_band), so both
+# services' metrics and alerts speak of the same customers: 0-39 low, 40-69 medium,
+# 70-84 high, 85-100 critical. Triage raises a flag at stress 0.6 = priority 42 for a
+# standard customer, so every conversation triage flags as stressed is medium or above.
+PRIORITY_BANDS = ("low", "medium", "high", "critical")
+
+
+def priority_band_index(priority: int) -> int:
+    if priority >= 85:
+        return 3
+    if priority >= 70:
+        return 2
+    if priority >= 40:
+        return 1
+    return 0
+
+
 class RoutingError(Exception):
     """A request the engine refuses. ``code`` is a gRPC status code name."""
 
@@ -269,7 +286,7 @@ class Engine:
         self._order = itertools.count(1)
         self._indexed = itertools.count(1)
         self.waiting_count = 0
-        # Waiting conversations per priority band (0-24, 25-49, 50-74, 75-100).
+        # Waiting conversations per priority band (see priority_band_index).
         self.waiting_by_band = [0, 0, 0, 0]
         # Outputs drained by the server after each call.
         self.decisions: list[Decision] = []
@@ -436,7 +453,7 @@ class Engine:
         heapq.heappush(bucket.heap, (self._static_key(conv), conv.order, conv.conversation_id, conv.token))
         bucket.live += 1
         self.waiting_count += 1
-        conv.band = min(3, conv.priority // 25)
+        conv.band = priority_band_index(conv.priority)
         self.waiting_by_band[conv.band] += 1
 
     def _pop_waiting(self, conv: Conversation) -> None:
@@ -1265,7 +1282,7 @@ class Engine:
         oldest = [0.0, 0.0, 0.0, 0.0]
         for conv in self.conversations.values():
             if conv.status == WAITING or conv.status == OFFERED:
-                band = min(3, max(0, conv.priority) // 25)
+                band = priority_band_index(conv.priority)
                 oldest[band] = max(oldest[band], now - conv.enqueued_at)
         return oldest
 

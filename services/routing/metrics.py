@@ -5,9 +5,23 @@ Labels come from small fixed sets only: never conversation, customer or agent id
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from cctriage_routing.engine import PRIORITY_BANDS, priority_band_index
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# The standard process_* (CPU seconds, resident memory, open fds, start time), python_gc_*
+# and python_info series that the default registry would carry: the SRE dashboard's CPU and
+# memory panels read them for every service.
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.register(_collector)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _WAIT_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
@@ -94,9 +108,7 @@ ready = Gauge(
     "routing_ready", "1 once the journal is recovered and the server is SERVING.", registry=REGISTRY
 )
 
-PRIORITY_BANDS = ("low", "normal", "high", "urgent")
-
 
 def priority_band(priority: int) -> str:
-    """Priority 0..100 in four bands: 0-24 low, 25-49 normal, 50-74 high, 75-100 urgent."""
-    return PRIORITY_BANDS[min(3, max(0, priority) // 25)]
+    """Priority 0..100 in triage's four bands: 0-39 low, 40-69 medium, 70-84 high, 85+ critical."""
+    return PRIORITY_BANDS[priority_band_index(priority)]

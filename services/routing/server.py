@@ -328,34 +328,7 @@ class RoutingServer:
 
     def start(self) -> int:
         """Recover the journal, bind, start; SERVING only after all of that. Returns the port."""
-        started = time.perf_counter()
-        # Recovery allocates hundreds of thousands of long-lived objects: with the cyclic GC
-        # on, it would re-walk them over and over while they are being created.
-        gc.disable()
-        try:
-            counts = self.journal.load(self.engine)
-        finally:
-            tune_gc()
-            gc.enable()
-        self.journal.start()
-        log.info(
-            "journal recovered",
-            extra={
-                **counts,
-                "seconds": round(time.perf_counter() - started, 3),
-                "path": self.settings.journal_path,
-            },
-        )
-        if self.settings.metrics_port >= 0:
-            from prometheus_client import start_http_server
-
-            server, _thread = start_http_server(
-                self.settings.metrics_port, addr=self.settings.metrics_host, registry=metrics.REGISTRY
-            )
-            self._metrics_http = server
-            self.metrics_port = server.server_port
-        if self.publisher is not None:
-            self.publisher.start()
+        self.recover()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self.settings.threads, thread_name_prefix="rpc"),
             interceptors=[MetricsInterceptor()],
@@ -380,6 +353,37 @@ class RoutingServer:
         metrics.ready.set(1)
         log.info("routing server serving", extra={"port": self.port, "metrics_port": self.metrics_port})
         return self.port
+
+    def recover(self) -> None:
+        """Read the journal back into the engine; start the journal writer, /metrics, Kafka."""
+        started = time.perf_counter()
+        # Recovery allocates hundreds of thousands of long-lived objects: with the cyclic GC
+        # on, it would re-walk them over and over while they are being created.
+        gc.disable()
+        try:
+            counts = self.journal.load(self.engine)
+        finally:
+            tune_gc()
+            gc.enable()
+        self.journal.start()
+        log.info(
+            "journal recovered",
+            extra={
+                **counts,
+                "seconds": round(time.perf_counter() - started, 3),
+                "path": self.settings.journal_path,
+            },
+        )
+        if self.settings.metrics_port >= 0:
+            from prometheus_client import start_http_server
+
+            http, _thread = start_http_server(
+                self.settings.metrics_port, addr=self.settings.metrics_host, registry=metrics.REGISTRY
+            )
+            self._metrics_http = http
+            self.metrics_port = http.server_port
+        if self.publisher is not None:
+            self.publisher.start()
 
     def _bind(self, server: grpc.Server) -> int:
         s = self.settings
@@ -421,29 +425,38 @@ class RoutingServer:
 
     # ------------------------------------------------------------- the engine, under lock
 
-    def apply(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def apply(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn`` on the engine; return once its state changes are durable."""
-        return_value, ticket = self.apply_nowait(fn, *args, **kwargs)
+        return_value, ticket = self.apply_nowait(fn, *args)
         if ticket is not None:
             self.journal.wait(ticket)
         return return_value
 
-    def apply_nowait(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    def apply_nowait(
+        self, fn: Callable[..., Any], *args: Any, on_commit: Callable[[], None] | None = None
+    ) -> tuple[Any, Any]:
         """Run ``fn`` on the engine and queue its changes: (result, journal ticket or None).
 
-        Nothing may be acknowledged before ``journal.wait(ticket)`` returns. Tickets commit
-        in the order they were handed out, so a stream can keep many in flight.
+        Nothing may be acknowledged before ``journal.wait(ticket)`` returns (or ``on_commit``
+        runs, on the journal thread). Tickets commit in the order they were handed out, so a
+        stream can keep many in flight.
         """
         ticket = None
         with self.lock:
             try:
-                return_value = fn(*args, **kwargs)
+                return_value = fn(*args)
             finally:
                 ops = collect(self.engine)
                 decisions, events = self.engine.drain()
                 if ops or decisions or events:
                     pushes = self._stream_pushes(events)
-                    ticket = self.journal.submit(ops, after=lambda: self._after_commit(decisions, pushes))
+
+                    def after() -> None:
+                        self._after_commit(decisions, pushes)
+                        if on_commit is not None:
+                            on_commit()
+
+                    ticket = self.journal.submit(ops, after=after)
         return return_value, ticket
 
     def _stream_pushes(self, events: list[tuple]) -> list[tuple[str, pb.OfferEvent | None]]:

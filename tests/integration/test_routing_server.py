@@ -378,7 +378,9 @@ def test_metrics_endpoint_has_rpc_and_domain_metrics(server, channel):
     assert 'routing_assignments_total{reason="bullseye",tier="1"}' in body
     assert 'routing_wait_seconds_bucket{le="1.0",priority_band="high",tier="1"}' in body
     assert "routing_senior_occupancy_ratio 0.5" in body
-    assert 'routing_queue_depth_conversations{priority_band="urgent"}' in body
+    assert 'routing_queue_depth_conversations{priority_band="critical"}' in body
+    # The standard process series the SRE dashboard's CPU and memory panels read.
+    assert "process_cpu_seconds_total " in body and "process_resident_memory_bytes " in body
     assert "m1" not in body and "c1" not in body  # no ids in labels
     d.close()
 

@@ -8,6 +8,7 @@ import pytest
 from cctriage_common.settings import SettingsError, describe, load
 from cctriage_routing import metrics
 from cctriage_routing.settings import RoutingSettings
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
 
 README = Path(__file__).resolve().parents[2] / "services" / "routing" / "README.md"
 
@@ -36,7 +37,11 @@ def test_tokens_map_to_principals():
 
 def test_readme_lists_every_metric_and_setting():
     text = README.read_text()
+    standard = {PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR}  # README: one row for all
+    assert "`process_*`" in text
     for collector in metrics.REGISTRY._collector_to_names:  # noqa: SLF001 - the registry's own index
+        if collector in standard:
+            continue
         for name in metrics.REGISTRY._collector_to_names[collector]:  # noqa: SLF001
             base = name.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum")
             base = base.removesuffix("_created")
@@ -44,3 +49,18 @@ def test_readme_lists_every_metric_and_setting():
                 assert f"`{base}`" in text or f"`{base.removesuffix('_total')}_total`" in text, base
     for env, _default, _help in describe(RoutingSettings):
         assert f"`{env}`" in text, env
+
+
+def test_priority_bands_are_triages_bands():
+    from cctriage_triage.policy import priority_band as triage_band
+
+    bands = {p: metrics.priority_band(p) for p in range(0, 101)}
+    assert bands == {p: triage_band(p) for p in range(0, 101)}
+    assert (bands[39], bands[40], bands[69], bands[70], bands[84], bands[85]) == (
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+        "critical",
+    )
