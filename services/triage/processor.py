@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 # Kafka header on a flag: when the support event that caused it was published (ms since epoch),
 # so the delivery agent can measure event-to-route latency.
 SOURCE_TIMESTAMP_HEADER = "cctriage-source-timestamp-ms"
+# On a dead letter whose original record was too large to copy (key, value and headers dropped).
+VALUE_OMITTED = "dlq.value_omitted"
 
 CUSTOMER = events_pb2.AUTHOR_ROLE_CUSTOMER
 AGENT = events_pb2.AUTHOR_ROLE_AGENT
@@ -291,6 +293,15 @@ class Triage:
                             field=field, error=error)
         original = message.headers.items() if isinstance(message.headers, dict) else message.headers
         key, value, headers = dead_letter_record(message.key, message.value, original, letter)
+        size = len(key or b"") + len(value or b"") + sum(len(n) + len(v or b"") for n, v in headers)
+        if size > support_events.MAX_EVENT_BYTES:
+            # Bigger than any event may be (a broker that allows it): it could not be produced,
+            # and the worker would crash on it after every restart. The dead letter keeps the
+            # reason and the source offset, where the original stays for the topic's retention.
+            key, value = None, None
+            headers = [(n, v) for n, v in headers if n.startswith("dlq.")] + [(VALUE_OMITTED, b"too_large")]
+        if key is None and value is None:
+            value = b""  # the producer needs one of the two (a Java client may send a record with neither)
         outputs.records.append((self.dead_letters, key, value, headers))
 
     def _load(self, conversation_id: str) -> ConversationState:
