@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-unit run proto lint bench clean model eval bench-model bench-routing bench-publish bench-pipeline
+.PHONY: install test test-unit run proto lint bench clean model eval bench-model bench-routing bench-publish bench-pipeline fuzz
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,14 @@ bench-publish: install
 # Triage pipeline: end-to-end throughput vs. the model alone, p99 event -> route call, worker RSS.
 bench-pipeline: install
 	$(BIN)/python bench/pipeline_bench.py
+
+# Bad-input campaign (issue 7), long run: ~50x the generated inputs of CI and a mixed stream of
+# ~1,100 records through a real triage worker. Shorter: make fuzz FUZZ_EXAMPLES=500
+FUZZ_EXAMPLES ?= 3000
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_CONVERSATIONS=60 FUZZ_RANDOM_INVALID=400 nice -n 10 \
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit/test_fuzz_events.py \
+	tests/unit/test_fuzz_publish_cli.py tests/integration/test_fuzz_reconciliation.py
 
 lint: install
 	$(BIN)/ruff check services tests bench proto
