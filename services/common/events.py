@@ -664,6 +664,9 @@ class _JsonChecker:
         seen: dict[str, str] = {}
         oneofs: dict[str, list[str]] = {}
         for key, item in value.items():
+            if not isinstance(key, str):  # a dict from a Python caller, not JSON
+                self.error(prefix.rstrip("."), f"has a key that is not a string ({type(key).__name__})")
+                continue
             field = by_name.get(key)
             if field is None:
                 suggestion = difflib.get_close_matches(key, list(by_name), n=1)
@@ -693,6 +696,9 @@ class _JsonChecker:
             for key in getattr(value, "duplicates", ()):
                 self.error(f"{path}[{_key_for_path(key)}]", "is given more than once in the same object")
             for key, item in value.items():
+                if not isinstance(key, str):
+                    self.error(path, f"has a key that is not a string ({type(key).__name__})")
+                    continue
                 if _utf8_problem(key):
                     reason = "key is not valid UTF-8 (contains an unpaired surrogate)"
                     self.error(f"{path}[{_key_for_path(key)}]", reason)

@@ -465,3 +465,51 @@ def test_lone_surrogates_leave_no_exception_pending():
     finally:
         sys.settrace(previous)
     assert result.errors[0].field == "channel"
+
+
+python_values = st.recursive(
+    json_scalars
+    | st.binary(max_size=8)
+    | st.builds(object)
+    | st.tuples(st.integers())
+    | st.sets(st.integers()),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.text(max_size=8) | st.integers() | st.none() | st.tuples(st.integers()), children, max_size=3
+        )
+    ),
+    max_leaves=15,
+)
+
+
+@fuzz(2)
+@given(
+    replacements=st.lists(st.tuples(st.sampled_from(JSON_PATHS), python_values), max_size=3),
+    extra_keys=st.dictionaries(
+        st.integers() | st.none() | st.tuples(st.integers()), python_values, max_size=2
+    ),
+)
+def test_python_callers_dicts_of_any_shape_never_raise(replacements, extra_keys):
+    """SupportEventPublisher.publish(dict) and decode_message take Python dicts: found by fuzzing,
+    a non-string key (an int, a tuple) raised TypeError/AttributeError instead of an error naming
+    the object it was in."""
+    document = fuzz_cases.json_event()
+    for path, value in replacements:
+        target = document
+        for part in path[:-1]:
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        target[path[-1]] = value
+    document.update(extra_keys)
+    result = support_events.decode_message(document)
+    assert result.ok or result.errors
+    assert not leaked(result.reasons())
+    assert all("does not match the protobuf JSON mapping" not in e.reason for e in result.errors)
+
+
+def test_non_string_keys_name_the_object_they_are_in():
+    assert support_events.decode_message({1: "x"}).errors[0].reason == "has a key that is not a string (int)"
+    metadata = support_events.decode_message(fuzz_cases.json_event(metadata={("a",): "b"}))
+    assert [e.field for e in metadata.errors] == ["metadata"]
