@@ -461,9 +461,13 @@ def plot(result: dict, path: Path) -> bool:
     for ax in axes:
         ax.axvspan(0, warm, color="grey", alpha=0.08)
     v = result["verdict"]
+    of_max = (
+        f" ({100 * result['soak']['load']:.0f}% of max {result['maximum_messages_per_s']:.0f}/s)"
+        if result["maximum_messages_per_s"]
+        else ""
+    )
     fig.suptitle(
-        f"soak: {result['soak']['rate_messages_per_s']:.0f} customer messages/s "
-        f"({100 * result['soak']['load']:.0f}% of max {result['maximum_messages_per_s']:.0f}/s), "
+        f"soak: {result['soak']['rate_messages_per_s']:.0f} customer messages/s{of_max}, "
         f"{result['soak']['seconds'] / 60:.0f} min -- {'stable' if v['stable'] else 'NOT stable'}",
         fontsize=10,
     )
