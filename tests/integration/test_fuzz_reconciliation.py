@@ -308,7 +308,9 @@ def test_mixed_stream_reconciles_to_the_event(kafka_bootstrap, kafka_topics, tmp
 
             # Bounded, and scaled for the long campaign (the worker scores ~40 messages/s here).
             budget = 120 + published / 5
-            wait_for(lambda: sum(outcomes().values()) >= published, budget, 0.5, f"{published} events consumed")
+            wait_for(
+                lambda: sum(outcomes().values()) >= published, budget, 0.5, f"{published} events consumed"
+            )
             letters = wait_for(
                 lambda: len(d := read_all(kafka_bootstrap, f"{prefix}support-events-dlq")) >= len(dead) and d,
                 60,
@@ -378,6 +380,15 @@ def test_mixed_stream_reconciles_to_the_event(kafka_bootstrap, kafka_topics, tmp
         scored_ids = [triage_pb2.MessageScore.FromString(r.value).event_id for r in scored]
         wanted = [record.event_id for record in by_source.values() if record.outcome == "scored"]
         assert sorted(scored_ids) == sorted(wanted)
+        # Nor do they flag twice: every flag comes from a first-seen event, one flag per event.
+        flag_events = [
+            triage_pb2.ConversationFlag.FromString(r.value).event_id
+            for r in read_all(kafka_bootstrap, f"{prefix}conversation-flags")
+        ]
+        first_seen = {
+            record.event_id for record in by_source.values() if record.outcome in ("scored", "applied")
+        }
+        assert flag_events and len(flag_events) == len(set(flag_events)) and set(flag_events) <= first_seen
 
         assert health.polls > 10 and health.failures == [], health.failures
         log = worker.log_path.read_text(errors="replace")
