@@ -220,14 +220,16 @@ def bench_in_process(agents: int, waiting: int, routes: int) -> dict:
 
 
 def client_main(args: argparse.Namespace) -> None:
-    """One load-generating process: prints JSON {calls, routes, start, end, errors}."""
-    import grpc
+    """One load-generating process: prints JSON {calls, routes, start, end, errors}.
+
+    Modes: ``unary`` (sync stub, futures, ``window`` in flight), ``aio-unary`` (grpc.aio,
+    ``window`` concurrent callers), ``stream`` (one RouteStream, ``window`` routes sent ahead
+    of their acks), ``batch`` (RouteConversations of ``batch`` routes, ``window`` in flight).
+    Every route has its own idempotency key; a route counts once its answer is back.
+    """
     from cctriage.routing.v1 import routing_pb2 as pb
-    from cctriage.routing.v1 import routing_pb2_grpc as rpc
 
     rnd = random.Random(args.client_id)
-    channel = grpc.insecure_channel(args.address)
-    stub = rpc.TriageRoutingStub(channel)
 
     def request(i: int) -> pb.RouteConversationRequest:
         stressed = rnd.random() < 0.2
@@ -247,7 +249,24 @@ def client_main(args: argparse.Namespace) -> None:
             sequence=1,
         )
 
-    if args.batch > 1:
+    if args.mode in ("aio-unary", "stream"):
+        import asyncio
+
+        routes = [request(c) for c in range(args.calls)]
+        result = asyncio.run(_aio_client(args, routes))
+    else:
+        result = _sync_client(args, request)
+    print(json.dumps(result))
+
+
+def _sync_client(args: argparse.Namespace, request) -> dict:
+    import grpc
+    from cctriage.routing.v1 import routing_pb2 as pb
+    from cctriage.routing.v1 import routing_pb2_grpc as rpc
+
+    channel = grpc.insecure_channel(args.address)
+    stub = rpc.TriageRoutingStub(channel)
+    if args.mode == "batch":
         calls = [
             pb.RouteConversationsRequest(requests=[request(c * args.batch + k) for k in range(args.batch)])
             for c in range(args.calls)
@@ -277,26 +296,75 @@ def client_main(args: argparse.Namespace) -> None:
         method.future(call, timeout=60).add_done_callback(finished)
     done.wait()
     end = time.time()
-    print(
-        json.dumps(
-            {
-                "calls": len(calls),
-                "routes": len(calls) * args.batch,
-                "start": start,
-                "end": end,
-                "errors": state["errors"],
-            }
-        )
-    )
+    per_call = args.batch if args.mode == "batch" else 1
+    return {
+        "calls": len(calls),
+        "routes": len(calls) * per_call,
+        "start": start,
+        "end": end,
+        "errors": state["errors"],
+    }
 
 
-def _run_clients(address: str, clients: int, calls: int, batch: int, window: int, prefix: str) -> dict:
+async def _aio_client(args: argparse.Namespace, routes: list) -> dict:
+    import asyncio
+
+    import grpc
+    from cctriage.routing.v1 import routing_pb2_grpc as rpc
+
+    errors = 0
+    async with grpc.aio.insecure_channel(args.address) as channel:
+        await asyncio.wait_for(channel.channel_ready(), 30)
+        stub = rpc.TriageRoutingStub(channel)
+        start = time.time()
+        if args.mode == "aio-unary":
+            todo = iter(routes)
+
+            async def caller() -> int:
+                failed = 0
+                for route in todo:
+                    try:
+                        await stub.RouteConversation(route, timeout=60)
+                    except grpc.aio.AioRpcError:
+                        failed += 1
+                return failed
+
+            errors = sum(await asyncio.gather(*(caller() for _ in range(args.window))))
+        else:
+            call = stub.RouteStream(timeout=600)
+            window = asyncio.Semaphore(args.window)
+
+            async def send() -> None:
+                for route in routes:
+                    await window.acquire()
+                    await call.write(route)
+                await call.done_writing()
+
+            sender = asyncio.ensure_future(send())
+            acked = 0
+            async for ack in call:
+                window.release()
+                # Acks come back in request order, one per route.
+                if ack.idempotency_key != routes[acked].idempotency_key or ack.error_code:
+                    errors += 1
+                acked += 1
+            await sender
+            errors += len(routes) - acked
+        end = time.time()
+    return {"calls": len(routes), "routes": len(routes), "start": start, "end": end, "errors": errors}
+
+
+def _run_clients(
+    address: str, clients: int, calls: int, window: int, prefix: str, mode: str = "unary", batch: int = 1
+) -> dict:
     procs = [
         subprocess.Popen(
             [
                 sys.executable,
                 __file__,
                 "--client",
+                "--mode",
+                mode,
                 "--address",
                 address,
                 "--client-id",
@@ -324,6 +392,7 @@ def _run_clients(address: str, clients: int, calls: int, batch: int, window: int
     calls_total = sum(r["calls"] for r in results)
     routes_total = sum(r["routes"] for r in results)
     return {
+        "mode": mode,
         "clients": clients,
         "window": window,
         "batch": batch,
@@ -399,44 +468,173 @@ def _populate(address: str, agents: int, waiting: int) -> None:
 
 
 def echo_main(args: argparse.Namespace) -> None:
-    """The floor: a TriageRouting server that answers at once (no engine, no journal)."""
-    from concurrent import futures
+    """The floor: a TriageRouting server that answers at once (no engine, no journal).
 
+    ``--server-kind sync`` uses grpc.server with a thread pool (what the routing server
+    uses), ``aio`` uses grpc.aio.server; both answer RouteConversation and RouteStream.
+    """
     import grpc
     from cctriage.routing.v1 import routing_pb2 as pb
     from cctriage.routing.v1 import routing_pb2_grpc as rpc
 
-    class Echo(rpc.TriageRoutingServicer):
-        def RouteConversation(self, request, context):  # noqa: N802
-            return pb.RouteConversationResponse(conversation_id=request.conversation_id, status=1)
+    def answer(request):
+        return pb.RouteConversationResponse(conversation_id=request.conversation_id, status=1)
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
-    rpc.add_TriageRoutingServicer_to_server(Echo(), server)
-    server.add_insecure_port(args.address)
-    server.start()
-    server.wait_for_termination()
+    if args.server_kind == "sync":
+        from concurrent import futures
+
+        class Echo(rpc.TriageRoutingServicer):
+            def RouteConversation(self, request, context):  # noqa: N802
+                return answer(request)
+
+            def RouteStream(self, request_iterator, context):  # noqa: N802
+                for request in request_iterator:
+                    yield pb.RouteAck(idempotency_key=request.idempotency_key, response=answer(request))
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+        rpc.add_TriageRoutingServicer_to_server(Echo(), server)
+        server.add_insecure_port(args.address)
+        server.start()
+        server.wait_for_termination()
+        return
+
+    import asyncio
+
+    class AioEcho(rpc.TriageRoutingServicer):
+        async def RouteConversation(self, request, context):  # noqa: N802
+            return answer(request)
+
+        async def RouteStream(self, request_iterator, context):  # noqa: N802
+            async for request in request_iterator:
+                yield pb.RouteAck(idempotency_key=request.idempotency_key, response=answer(request))
+
+    async def serve() -> None:
+        server = grpc.aio.server()
+        rpc.add_TriageRoutingServicer_to_server(AioEcho(), server)
+        server.add_insecure_port(args.address)
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(serve())
 
 
-def bench_echo(calls: int) -> dict:
+def aio_routing_main(args: argparse.Namespace) -> None:
+    """The routing engine and journal behind a grpc.aio server (RouteConversation only).
+
+    The same ``RoutingServer`` state, recovery and journal as production (settings from the
+    environment), with an async unary handler that awaits the group commit through the
+    journal's commit callback instead of blocking a worker thread: what a grpc.aio front
+    end for TriageRouting would cost per call. Bench-only; the service runs the sync server.
+    """
+    import asyncio
+
+    import grpc
+    from cctriage.routing.v1 import routing_pb2 as pb
+    from cctriage.routing.v1 import routing_pb2_grpc as rpc
+    from cctriage_common.settings import load
+    from cctriage_routing.server import RoutingServer, _route_request
+    from cctriage_routing.settings import RoutingSettings
+    from grpc_health.v1 import health_pb2_grpc
+
+    core = RoutingServer(load(RoutingSettings, dict(os.environ)))
+    core.recover()
+
+    class AioRouting(rpc.TriageRoutingServicer):
+        async def RouteConversation(self, request, context):  # noqa: N802
+            loop = asyncio.get_running_loop()
+            committed = loop.create_future()
+            r, ticket = core.apply_nowait(
+                core.engine.route,
+                _route_request(request),
+                on_commit=lambda: loop.call_soon_threadsafe(committed.set_result, None),
+            )
+            if ticket is not None:
+                await committed
+            return pb.RouteConversationResponse(
+                conversation_id=r.conversation_id, status=r.status, duplicate=r.duplicate, agent_id=r.agent_id
+            )
+
+        async def RouteStream(self, request_iterator, context):  # noqa: N802
+            # One event-loop thread reads, applies and writes; each route's commit resolves
+            # its future; acks go out in request order.
+            loop = asyncio.get_running_loop()
+            pending: asyncio.Queue = asyncio.Queue(maxsize=STREAM_WINDOW)
+
+            async def read() -> None:
+                async for request in request_iterator:
+                    committed = loop.create_future()
+                    r, ticket = core.apply_nowait(
+                        core.engine.route,
+                        _route_request(request),
+                        on_commit=lambda f=committed: loop.call_soon_threadsafe(f.set_result, None),
+                    )
+                    response = pb.RouteConversationResponse(
+                        conversation_id=r.conversation_id,
+                        status=r.status,
+                        duplicate=r.duplicate,
+                        agent_id=r.agent_id,
+                    )
+                    ack = pb.RouteAck(idempotency_key=request.idempotency_key, response=response)
+                    await pending.put((committed if ticket is not None else None, ack))
+                await pending.put(None)
+
+            reader = asyncio.ensure_future(read())
+            while (item := await pending.get()) is not None:
+                committed, ack = item
+                if committed is not None:
+                    await committed
+                yield ack
+            await reader
+
+    async def serve() -> None:
+        server = grpc.aio.server()
+        rpc.add_TriageRoutingServicer_to_server(AioRouting(), server)
+        health_pb2_grpc.add_HealthServicer_to_server(core.health, server)
+        server.add_insecure_port(args.address)
+        await server.start()
+        from grpc_health.v1 import health_pb2
+
+        core.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await server.wait_for_termination()
+
+    asyncio.run(serve())
+
+
+def _start_bench_server(argv: list[str], address: str, env: dict | None = None) -> subprocess.Popen:
+    import grpc
+
+    proc = subprocess.Popen([sys.executable, __file__, *argv, "--address", address], env=env)
+    with grpc.insecure_channel(address) as ch:
+        grpc.channel_ready_future(ch).result(timeout=120)
+    return proc
+
+
+def bench_floors(calls: int) -> dict:
+    """Do-nothing servers, sync and aio, with the same clients as the real paths."""
     sys.path.insert(0, str(ROOT / "services"))
     from cctriage_routing.testing import free_port
 
-    address = f"127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([sys.executable, __file__, "--echo", "--address", address])
-    try:
-        import grpc
+    out = {}
+    for kind in ("sync", "aio"):
+        address = f"127.0.0.1:{free_port()}"
+        proc = _start_bench_server(["--echo", "--server-kind", kind], address)
+        try:
+            unary_mode = "unary" if kind == "sync" else "aio-unary"
+            out[f"{kind}_unary"] = _run_clients(address, 2, calls, 64, f"e{kind}", unary_mode)
+            out[f"{kind}_stream"] = _run_clients(address, 2, calls * 2, STREAM_WINDOW, f"s{kind}", "stream")
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return out
 
-        with grpc.insecure_channel(address) as ch:
-            grpc.channel_ready_future(ch).result(timeout=30)
-        return _run_clients(address, clients=2, calls=calls, batch=1, window=64, prefix="e")
-    finally:
-        proc.terminate()
-        proc.wait(10)
+
+STREAM_WINDOW = 500
 
 
 def bench_grpc(agents: int, waiting: int, calls: int, synchronous: str) -> dict:
+    """Every route path against the real server at size, journal fsync as configured."""
     sys.path.insert(0, str(ROOT / "services"))
-    from cctriage_routing.testing import server_environment, server_process
+    from cctriage_routing.testing import free_port, server_environment, server_process
 
     out: dict = {"journal_synchronous": synchronous}
     with tempfile.TemporaryDirectory() as tmp:
@@ -453,10 +651,9 @@ def bench_grpc(agents: int, waiting: int, calls: int, synchronous: str) -> dict:
             _populate(address, agents, waiting)
             out["populate_seconds"] = round(time.perf_counter() - t0, 1)
             out["server_rss_mb_at_size"] = round(_rss_mb(proc.pid), 1)
-            out["unary"] = _run_clients(address, clients=2, calls=calls, batch=1, window=64, prefix="u")
-            out["batch_100"] = _run_clients(
-                address, clients=1, calls=max(20, calls // 20), batch=100, window=4, prefix="b"
-            )
+            out["unary"] = _run_clients(address, 2, calls, 64, "u", "unary")
+            out["stream"] = _run_clients(address, 2, calls * 2, STREAM_WINDOW, "s", "stream")
+            out["batch_100"] = _run_clients(address, 1, max(20, calls // 20), 4, "b", "batch", batch=100)
             out["server_rss_mb_after"] = round(_rss_mb(proc.pid), 1)
             t0 = time.perf_counter()
         out["sigterm_to_exit_seconds"] = round(time.perf_counter() - t0, 1)
@@ -465,22 +662,16 @@ def bench_grpc(agents: int, waiting: int, calls: int, synchronous: str) -> dict:
         t0 = time.perf_counter()
         with server_process(environ) as (address, proc):
             out["restart_to_serving_seconds"] = round(time.perf_counter() - t0, 1)
-    return out
-
-
-def bench_threads(calls: int) -> dict:
-    """Unary calls/s on an empty server by gRPC pool size (fewer threads, less GIL churn)."""
-    sys.path.insert(0, str(ROOT / "services"))
-    from cctriage_routing.testing import server_environment, server_process
-
-    out = {}
-    for threads in (4, 64):
-        with tempfile.TemporaryDirectory() as tmp:
-            environ = server_environment(
-                Path(tmp), ROUTING_METRICS_PORT="-1", ROUTING_THREADS=str(threads), LOG_LEVEL="WARNING"
-            )
-            with server_process(environ) as (address, _proc):
-                out[f"threads_{threads}"] = _run_clients(address, 2, calls, 1, 64, f"t{threads}")
+        # The same state behind a grpc.aio server (bench harness), recovered from this journal.
+        address = f"127.0.0.1:{free_port()}"
+        proc = _start_bench_server(["--aio-routing"], address, env={**os.environ, **environ})
+        try:
+            out["aio_unary"] = _run_clients(address, 2, calls, 64, "a", "aio-unary")
+            out["aio_stream"] = _run_clients(address, 2, calls * 2, STREAM_WINDOW, "as", "stream")
+            out["aio_server_rss_mb_after"] = round(_rss_mb(proc.pid), 1)
+        finally:
+            proc.terminate()
+            proc.wait(30)
     return out
 
 
@@ -489,6 +680,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--aio-routing", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--server-kind", default="sync", choices=["sync", "aio"], help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="unary", choices=["unary", "aio-unary", "stream", "batch"])
     parser.add_argument("--address")
     parser.add_argument("--client-id", type=int, default=0)
     parser.add_argument("--calls", type=int, default=10_000)
@@ -496,6 +690,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--prefix", default="x")
     parser.add_argument("--skip-grpc", action="store_true")
+    parser.add_argument("--skip-normal", action="store_true", help="measure journal FULL only")
     args = parser.parse_args()
     if args.client:
         client_main(args)
@@ -503,91 +698,81 @@ def main() -> None:
     if args.echo:
         echo_main(args)
         return
+    if args.aio_routing:
+        aio_routing_main(args)
+        return
     agents, waiting = (1_000, 5_000) if args.quick else (10_000, 50_000)
+    calls = 2_000 if args.quick else 10_000
     results: dict = {
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "load_average_at_start": os.getloadavg(),
         },
         "size": {"agents": agents, "waiting": waiting},
     }
     results["in_process"] = bench_in_process(agents, waiting, routes=2_000 if args.quick else 20_000)
     if not args.skip_grpc:
-        results["grpc_echo_floor"] = bench_echo(2_000 if args.quick else 10_000)
-        results["grpc_unary_by_threads"] = bench_threads(2_000 if args.quick else 10_000)
-        for mode in ("FULL", "NORMAL"):
-            results[f"grpc_{mode.lower()}"] = bench_grpc(
-                agents, waiting, 2_000 if args.quick else 10_000, mode
-            )
+        results["grpc_floors"] = bench_floors(calls)
+        for mode in ("FULL",) if args.skip_normal else ("FULL", "NORMAL"):
+            results[f"grpc_{mode.lower()}"] = bench_grpc(agents, waiting, calls, mode)
     results["max_rss_mb_bench_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    results["machine"]["load_average_at_end"] = os.getloadavg()
     ip = results["in_process"]
     rows = [
         (
             "in-process route decision p50 / p99 (ms)",
             f"{ip['route_p50_ms']:.3f} / {ip['route_p99_ms']:.3f}",
-            f"{ip['naive_route_p50_ms']:.3f} / {ip['naive_route_p99_ms']:.3f}",
+            f"{ip['naive_route_p50_ms']:.3f} / {ip['naive_route_p99_ms']:.3f} (naive scan)",
         ),
         (
             "in-process agent-freed decision p50 / p99 (ms)",
             f"{ip['agent_free_p50_ms']:.3f} / {ip['agent_free_p99_ms']:.3f}",
-            f"{ip['naive_agent_free_p50_ms']:.3f} / {ip['naive_agent_free_p99_ms']:.3f}",
+            f"{ip['naive_agent_free_p50_ms']:.3f} / {ip['naive_agent_free_p99_ms']:.3f} (naive scan)",
         ),
         ("engine memory at size (MB RSS growth)", f"{ip['engine_rss_mb']}", ""),
     ]
-    if "grpc_echo_floor" in results:
-        rows.append(
-            (
-                "gRPC unary floor: do-nothing server, calls/s",
-                "",
-                f"{results['grpc_echo_floor']['calls_per_second']} (echo)",
-            )
-        )
-    if "grpc_unary_by_threads" in results:
-        t = results["grpc_unary_by_threads"]
-        rows.append(
-            (
-                "gRPC unary calls/s, empty server, 4 / 64 threads (FULL)",
-                f"{t['threads_4']['calls_per_second']} / {t['threads_64']['calls_per_second']}",
-                "",
-            )
-        )
+    floors = results.get("grpc_floors", {})
+    paths = (
+        ("unary, sync server (the service)", "unary", "sync_unary"),
+        ("unary, grpc.aio server (bench harness)", "aio_unary", "aio_unary"),
+        ("RouteStream, 1 route + 1 ack per message", "stream", "sync_stream"),
+        ("RouteStream, grpc.aio server (bench harness)", "aio_stream", "aio_stream"),
+        ("RouteConversations, 100 routes per call", "batch_100", None),
+    )
     for mode in ("full", "normal"):
         g = results.get(f"grpc_{mode}")
-        if g:
+        if not g:
+            continue
+        for name, key, floor in paths:
             rows.append(
                 (
-                    f"gRPC unary RouteConversation calls/s (journal {mode.upper()})",
-                    f"{g['unary']['calls_per_second']}",
-                    "",
+                    f"routes/s over gRPC, {name}, journal {mode.upper()}",
+                    f"{g[key]['routes_per_second']}"
+                    + (f" ({g[key]['errors']} errors)" if g[key]["errors"] else ""),
+                    f"{floors[floor]['routes_per_second']} (do-nothing)" if floor and floor in floors else "",
                 )
             )
-            rows.append(
-                (
-                    f"gRPC RouteConversations x100 routes/s (journal {mode.upper()})",
-                    f"{g['batch_100']['routes_per_second']}",
-                    "",
-                )
+        rows.append(
+            (
+                f"server RSS at size / after load (MB, {mode.upper()})",
+                f"{g['server_rss_mb_at_size']} / {g['server_rss_mb_after']}",
+                "",
             )
-            rows.append(
-                (
-                    f"server RSS at size / after load (MB, {mode.upper()})",
-                    f"{g['server_rss_mb_at_size']} / {g['server_rss_mb_after']}",
-                    "",
-                )
+        )
+        rows.append(
+            (
+                f"restart to SERVING on the journal (s, {mode.upper()})",
+                f"{g['restart_to_serving_seconds']}",
+                "",
             )
-            rows.append(
-                (
-                    f"restart to SERVING on the journal (s, {mode.upper()})",
-                    f"{g['restart_to_serving_seconds']}",
-                    "",
-                )
-            )
+        )
     width = max(len(r[0]) for r in rows)
     print(f"\nrouting bench: {agents} agents, {ip['waiting']} waiting, {os.cpu_count()} CPUs")
-    print(f"{'measure'.ljust(width)}  {'indexed engine':>18}  {'naive scan':>16}")
-    for name, ours, naive in rows:
-        print(f"{name.ljust(width)}  {ours:>18}  {naive:>16}")
+    print(f"{'measure'.ljust(width)}  {'routing server':>18}  {'baseline, same run':>28}")
+    for name, ours, base in rows:
+        print(f"{name.ljust(width)}  {ours:>18}  {base:>28}")
     out = ROOT / "bench" / "results" / ("routing_bench_quick.json" if args.quick else "routing_bench.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

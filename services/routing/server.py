@@ -648,29 +648,31 @@ class TriageRoutingServicer(pb_grpc.TriageRoutingServicer):
         """One route per request, one ack per request, in order, each sent once durable.
 
         A reader thread applies requests as they arrive and queues (journal ticket, ack);
-        this generator waits for each ticket in turn and sends the ack. Many routes are in
-        flight at once, so one group commit acknowledges many of them (the same reason the
-        batch RPC is fast), while every route keeps its own key and its own answer.
+        this generator waits for the newest queued ticket (tickets commit in order, so the
+        older ones are durable too) and sends the acks. Many routes are in flight at once,
+        so one group commit acknowledges many of them (the same reason the batch RPC is
+        fast), while every route keeps its own key and its own answer.
         """
         self.s.auth.require(context, "triage")
         server = self.s
-        engine = server.engine
+        route = server.engine.route
         pending: queue.SimpleQueue = queue.SimpleQueue()
-        window = threading.Semaphore(STREAM_WINDOW)
         gate = threading.Lock()
         closed = False
 
         def read() -> None:
             try:
                 for message in request_iterator:
-                    while not window.acquire(timeout=0.5):
+                    # Bounded: a caller that sends without reading its acks is slowed down.
+                    while pending.qsize() >= STREAM_WINDOW:
                         if closed:
                             return
+                        time.sleep(0.001)
                     with gate:
                         if closed:
                             return
                         try:
-                            r, ticket = server.apply_nowait(engine.route, _route_request(message))
+                            r, ticket = server.apply_nowait(route, _route_request(message))
                         except RoutingError as exc:
                             pending.put((None, _error_ack(message, exc)))
                             continue
@@ -689,17 +691,23 @@ class TriageRoutingServicer(pb_grpc.TriageRoutingServicer):
             finally:
                 pending.put(None)
 
-        def acks(item: Any):
-            if isinstance(item, JournalError):
-                _abort(context, item)
-            ticket, ack = item
-            if ticket is not None:
+        def durable(items: list) -> list:
+            """The acks of ``items`` once the newest ticket among them is committed."""
+            acks = []
+            last = None
+            for item in items:
+                if isinstance(item, JournalError):
+                    _abort(context, item)
+                ticket, ack = item
+                if ticket is not None:
+                    last = ticket  # the journal commits in order: older tickets are covered
+                acks.append(ack)
+            if last is not None:
                 try:
-                    server.journal.wait(ticket)
+                    server.journal.wait(last)
                 except JournalError as exc:
                     _abort(context, exc)
-            window.release()
-            return ack
+            return acks
 
         threading.Thread(target=read, name="route-stream-reader", daemon=True).start()
         try:
@@ -713,19 +721,21 @@ class TriageRoutingServicer(pb_grpc.TriageRoutingServicer):
                     # tell the caller to resend the rest (same keys, so nothing doubles).
                     with gate:
                         closed = True
-                    while True:
-                        try:
-                            item = pending.get_nowait()
-                        except queue.Empty:
-                            break
-                        if item is not None:
-                            yield acks(item)
+                    rest = []
+                    while not pending.empty():
+                        rest.append(pending.get_nowait())
+                    yield from durable([i for i in rest if i is not None])
                     context.abort(
                         grpc.StatusCode.UNAVAILABLE, "routing server stopping; resend unacknowledged routes"
                     )
-                if item is None:
+                items = [item]
+                while item is not None and not pending.empty():
+                    item = pending.get_nowait()
+                    items.append(item)
+                ended = items[-1] is None
+                yield from durable(items[:-1] if ended else items)
+                if ended:
                     return
-                yield acks(item)
         finally:
             closed = True
 
