@@ -307,8 +307,8 @@ def _text(size: int) -> str:
 BREAKERS = {
     "event_id": lambda m, v: setattr(m, "event_id", "ev\x01" + v),
     "tenant_id": lambda m, v: setattr(m, "tenant_id", "acme " + v),
-    "channel": lambda m, v: setattr(m, "channel", 6 + abs(hash(v)) % 1000),
-    "customer.tier": lambda m, v: setattr(m.customer, "tier", -1 - abs(hash(v)) % 1000),
+    "channel": lambda m, v: setattr(m, "channel", 6 + 97 * len(v)),
+    "customer.tier": lambda m, v: setattr(m.customer, "tier", -1 - 97 * len(v)),
     "customer.language": lambda m, v: setattr(m.customer, "language", "english-" + "x" * 40),
     "customer.customer_id": lambda m, v: setattr(m.customer, "customer_id", f"{SECRET_ID_LOCAL}@example.com"),
     "queue": lambda m, v: setattr(m, "queue", " billing\t" + v),
