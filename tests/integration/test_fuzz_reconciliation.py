@@ -299,6 +299,8 @@ def test_mixed_stream_reconciles_to_the_event(kafka_bootstrap, kafka_topics, tmp
             dead = [source for source, record in by_source.items() if record.outcome == "dead_lettered"]
 
             def outcomes() -> collections.Counter:
+                if worker.process.poll() is not None:
+                    raise AssertionError(f"the worker died ({worker.process.returncode}):\n{worker.tail()}")
                 return collections.Counter(
                     {
                         outcome: int(worker.metric("cctriage_triage_events_total", {"outcome": outcome}))
