@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-unit run proto lint bench clean model eval bench-model bench-routing bench-publish bench-pipeline fuzz
+.PHONY: install test test-unit run proto lint bench clean model eval bench-model bench-routing bench-publish bench-pipeline fuzz faults
 
 install: $(VENV)/.installed
 
@@ -64,6 +64,15 @@ fuzz: install
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_CONVERSATIONS=60 FUZZ_RANDOM_INVALID=400 nice -n 10 \
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit/test_fuzz_events.py \
 	tests/unit/test_fuzz_publish_cli.py tests/integration/test_fuzz_reconciliation.py
+
+# Fault tests (issue 7), long run: the CI tests of tests/integration/test_faults.py with
+# FAULT_LOAD_S seconds of load before and after each fault; figures to bench/results/faults.json.
+FAULT_LOAD_S ?= 90
+FAULT_RATE ?= 12
+faults: install
+	CCTRIAGE_FAULT_LOAD_S=$(FAULT_LOAD_S) CCTRIAGE_FAULT_RATE=$(FAULT_RATE) \
+	CCTRIAGE_FAULTS_REPORT=bench/results/faults.json nice -n 10 \
+	$(BIN)/python -m pytest -p no:cacheprovider -W ignore::DeprecationWarning tests/integration/test_faults.py
 
 lint: install
 	$(BIN)/ruff check services tests bench proto

@@ -399,6 +399,8 @@ class SteadyLoad:
         self.escalating: set[str] = set()
         self.calm: set[str] = set()
         self.customer_events: dict[str, float] = {}  # acknowledged customer message -> wall time
+        self.conversation_of: dict[str, str] = {}  # event id -> conversation id
+        self.t0 = time.time()
         self.finished: set[str] = set()  # conversations whose every event was published
         self._sent: list[tuple[events_pb2.SupportEvent, float, Any]] = []
         self._started = itertools.count()
@@ -449,6 +451,7 @@ class SteadyLoad:
             prod.close(10)
 
     def start(self) -> SteadyLoad:
+        self.t0 = time.time()
         self._thread.start()
         return self
 
@@ -468,6 +471,7 @@ class SteadyLoad:
             if future.is_done and future.succeeded() and event.WhichOneof("payload") == "message_posted":
                 if event.message_posted.author_role == events_pb2.AUTHOR_ROLE_CUSTOMER:
                     self.customer_events[event.event_id] = at
+                    self.conversation_of[event.event_id] = event.conversation_id
         unacked = sum(1 for _, _, f in self._sent if not (f.is_done and f.succeeded()))
         if unacked:
             raise AssertionError(f"{unacked} of {len(self._sent)} events not acknowledged by the broker")
