@@ -675,6 +675,40 @@ def bench_grpc(agents: int, waiting: int, calls: int, synchronous: str) -> dict:
     return out
 
 
+def run(
+    quick: bool = False,
+    skip_grpc: bool = False,
+    skip_normal: bool = False,
+    calls: int | None = None,
+    floors: bool = True,
+) -> dict:
+    """Measure and return what ``main`` prints and writes (bench/run_all.py calls this).
+
+    ``quick``: 1,000 agents / 5,000 waiting; ``calls``: gRPC calls per client and path (default
+    2,000 quick, 10,000 full); ``floors``: also the do-nothing servers (the baselines).
+    """
+    agents, waiting = (1_000, 5_000) if quick else (10_000, 50_000)
+    calls = calls or (2_000 if quick else 10_000)
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_at_start": os.getloadavg(),
+        },
+        "size": {"agents": agents, "waiting": waiting},
+    }
+    results["in_process"] = bench_in_process(agents, waiting, routes=2_000 if quick else 20_000)
+    if not skip_grpc:
+        if floors:
+            results["grpc_floors"] = bench_floors(calls)
+        for mode in ("FULL",) if skip_normal else ("FULL", "NORMAL"):
+            results[f"grpc_{mode.lower()}"] = bench_grpc(agents, waiting, calls, mode)
+    results["max_rss_mb_bench_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -701,24 +735,8 @@ def main() -> None:
     if args.aio_routing:
         aio_routing_main(args)
         return
-    agents, waiting = (1_000, 5_000) if args.quick else (10_000, 50_000)
-    calls = 2_000 if args.quick else 10_000
-    results: dict = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_at_start": os.getloadavg(),
-        },
-        "size": {"agents": agents, "waiting": waiting},
-    }
-    results["in_process"] = bench_in_process(agents, waiting, routes=2_000 if args.quick else 20_000)
-    if not args.skip_grpc:
-        results["grpc_floors"] = bench_floors(calls)
-        for mode in ("FULL",) if args.skip_normal else ("FULL", "NORMAL"):
-            results[f"grpc_{mode.lower()}"] = bench_grpc(agents, waiting, calls, mode)
-    results["max_rss_mb_bench_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    results["machine"]["load_average_at_end"] = os.getloadavg()
+    results = run(args.quick, args.skip_grpc, args.skip_normal)
+    agents = results["size"]["agents"]
     ip = results["in_process"]
     rows = [
         (
