@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-unit run proto lint bench clean model eval bench-model bench-routing bench-publish bench-pipeline fuzz faults
+.PHONY: install test test-unit run proto lint bench clean model eval bench-model bench-routing bench-publish bench-pipeline fuzz bench-quick soak faults
 
 install: $(VENV)/.installed
 
@@ -39,8 +39,20 @@ model: install
 eval: install
 	$(BIN)/python -m cctriage_common.evaluate --data-dir $(DATA)
 
-# Every benchmark, one after the other (figures into bench/results/).
-bench: bench-model bench-routing bench-publish bench-pipeline
+# The one benchmark command: every figure beside its issue target, one table, one JSON
+# (bench/results/bench-<time>.json and latest.json). ARGS passes options, e.g. ARGS="--only routing".
+bench: install
+	$(BIN)/python bench/run_all.py $(ARGS)
+
+# The same with small sizes and short runs (a smoke run; what the e2e test runs).
+bench-quick: install
+	$(BIN)/python bench/run_all.py --quick $(ARGS)
+
+# Soak: the whole pipeline at 80% of its measured maximum for 10 minutes; memory and latency
+# stable? Plot in docs/img/soak.png (matplotlib, the docs extra). ARGS="--duration 60" for a short run.
+soak: install
+	$(BIN)/pip install --quiet -e ".[dev,docs]"
+	$(BIN)/python bench/soak.py $(ARGS)
 
 bench-model: install
 	$(BIN)/python bench/model_bench.py
