@@ -318,6 +318,23 @@ def table(figures: Figures) -> str:
     return "\n".join([f"{head[0]:<{widths[0]}}  {head[1]:>{widths[1]}}  {head[2]:<{widths[2]}}", *lines])
 
 
+def markdown(result: dict) -> str:
+    """The figures of a result as a markdown table (for the README), with the machine they came from."""
+    m = result["machine"]
+    lines = [
+        f"Measured {result['started_at'][:10]} on {describe(m)}; load average "
+        f"{m['load_average'][0]} at the start, {m.get('load_average_at_end', ['?'])[0]} at the end.",
+        "",
+        "| figure | value | target (issue) | |",
+        "|---|---|---|---|",
+    ]
+    for r in result["figures"]:
+        target = f"{r['target']} (#{r['issue']})" if r["target"] else ""
+        verdict = {True: "holds", False: "**fails**", None: ""}[r["holds"]]
+        lines.append(f"| {r['name'].strip()} | {_fmt(r['value'], r['unit'])} | {target} | {verdict} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
@@ -329,7 +346,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", nargs="+", choices=["model", "pipeline", "routing", "publish"], help="run only these"
     )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="RESULT_JSON",
+        help="print a result's figures as markdown; run nothing",
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
 
     steps = {"model": model, "pipeline": pipeline, "routing": routing, "publish": publish}
     chosen = args.only or list(steps)
