@@ -354,9 +354,24 @@ async def _aio_client(args: argparse.Namespace, routes: list) -> dict:
     return {"calls": len(routes), "routes": len(routes), "start": start, "end": end, "errors": errors}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _run_clients(
-    address: str, clients: int, calls: int, window: int, prefix: str, mode: str = "unary", batch: int = 1
+    address: str,
+    clients: int,
+    calls: int,
+    window: int,
+    prefix: str,
+    mode: str = "unary",
+    batch: int = 1,
+    server_pid: int | None = None,
 ) -> dict:
+    cpu_before = _cpu_seconds(server_pid) if server_pid else 0.0
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     procs = [
         subprocess.Popen(
             [
@@ -387,6 +402,11 @@ def _run_clients(
     for p in procs:
         out, _ = p.communicate(timeout=600)
         results.append(json.loads(out.strip().splitlines()[-1]))
+    server_cpu = _cpu_seconds(server_pid) - cpu_before if server_pid else None
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (children.ru_utime + children.ru_stime) - (
+        children_before.ru_utime + children_before.ru_stime
+    )
     start = min(r["start"] for r in results)
     end = max(r["end"] for r in results)
     calls_total = sum(r["calls"] for r in results)
@@ -402,6 +422,9 @@ def _run_clients(
         "calls_per_second": round(calls_total / (end - start)),
         "routes_per_second": round(routes_total / (end - start)),
         "errors": sum(r["errors"] for r in results),
+        # CPU per route: where the two cores go (server process; all client processes).
+        "server_cpu_us_per_route": round(server_cpu / routes_total * 1e6) if server_cpu is not None else None,
+        "client_cpu_us_per_route": round(client_cpu / routes_total * 1e6),
     }
 
 
@@ -620,8 +643,12 @@ def bench_floors(calls: int) -> dict:
         proc = _start_bench_server(["--echo", "--server-kind", kind], address)
         try:
             unary_mode = "unary" if kind == "sync" else "aio-unary"
-            out[f"{kind}_unary"] = _run_clients(address, 2, calls, 64, f"e{kind}", unary_mode)
-            out[f"{kind}_stream"] = _run_clients(address, 2, calls * 2, STREAM_WINDOW, f"s{kind}", "stream")
+            out[f"{kind}_unary"] = _run_clients(
+                address, 2, calls, 64, f"e{kind}", unary_mode, server_pid=proc.pid
+            )
+            out[f"{kind}_stream"] = _run_clients(
+                address, 2, calls * 2, STREAM_WINDOW, f"s{kind}", "stream", server_pid=proc.pid
+            )
         finally:
             proc.terminate()
             proc.wait(10)
@@ -651,9 +678,12 @@ def bench_grpc(agents: int, waiting: int, calls: int, synchronous: str) -> dict:
             _populate(address, agents, waiting)
             out["populate_seconds"] = round(time.perf_counter() - t0, 1)
             out["server_rss_mb_at_size"] = round(_rss_mb(proc.pid), 1)
-            out["unary"] = _run_clients(address, 2, calls, 64, "u", "unary")
-            out["stream"] = _run_clients(address, 2, calls * 2, STREAM_WINDOW, "s", "stream")
-            out["batch_100"] = _run_clients(address, 1, max(20, calls // 20), 4, "b", "batch", batch=100)
+            pid = proc.pid
+            out["unary"] = _run_clients(address, 2, calls, 64, "u", "unary", server_pid=pid)
+            out["stream"] = _run_clients(address, 2, calls * 2, STREAM_WINDOW, "s", "stream", server_pid=pid)
+            out["batch_100"] = _run_clients(
+                address, 1, max(20, calls // 20), 4, "b", "batch", batch=100, server_pid=pid
+            )
             out["server_rss_mb_after"] = round(_rss_mb(proc.pid), 1)
             t0 = time.perf_counter()
         out["sigterm_to_exit_seconds"] = round(time.perf_counter() - t0, 1)
@@ -666,8 +696,11 @@ def bench_grpc(agents: int, waiting: int, calls: int, synchronous: str) -> dict:
         address = f"127.0.0.1:{free_port()}"
         proc = _start_bench_server(["--aio-routing"], address, env={**os.environ, **environ})
         try:
-            out["aio_unary"] = _run_clients(address, 2, calls, 64, "a", "aio-unary")
-            out["aio_stream"] = _run_clients(address, 2, calls * 2, STREAM_WINDOW, "as", "stream")
+            pid = proc.pid
+            out["aio_unary"] = _run_clients(address, 2, calls, 64, "a", "aio-unary", server_pid=pid)
+            out["aio_stream"] = _run_clients(
+                address, 2, calls * 2, STREAM_WINDOW, "as", "stream", server_pid=pid
+            )
             out["aio_server_rss_mb_after"] = round(_rss_mb(proc.pid), 1)
         finally:
             proc.terminate()
@@ -770,6 +803,15 @@ def main() -> None:
                     f"{g[key]['routes_per_second']}"
                     + (f" ({g[key]['errors']} errors)" if g[key]["errors"] else ""),
                     f"{floors[floor]['routes_per_second']} (do-nothing)" if floor and floor in floors else "",
+                )
+            )
+            rows.append(
+                (
+                    f"  server / client CPU per route (us), {name}",
+                    f"{g[key]['server_cpu_us_per_route']} / {g[key]['client_cpu_us_per_route']}",
+                    f"{floors[floor]['server_cpu_us_per_route']} / {floors[floor]['client_cpu_us_per_route']}"
+                    if floor and floor in floors
+                    else "",
                 )
             )
         rows.append(

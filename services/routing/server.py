@@ -712,11 +712,7 @@ class TriageRoutingServicer(pb_grpc.TriageRoutingServicer):
         threading.Thread(target=read, name="route-stream-reader", daemon=True).start()
         try:
             while True:
-                try:
-                    item = pending.get(timeout=0.2)
-                except queue.Empty:
-                    if not server._stopping.is_set():
-                        continue
+                if server._stopping.is_set():
                     # Stopping: take no more requests, ack every one already applied, then
                     # tell the caller to resend the rest (same keys, so nothing doubles).
                     with gate:
@@ -728,6 +724,10 @@ class TriageRoutingServicer(pb_grpc.TriageRoutingServicer):
                     context.abort(
                         grpc.StatusCode.UNAVAILABLE, "routing server stopping; resend unacknowledged routes"
                     )
+                try:
+                    item = pending.get(timeout=0.2)
+                except queue.Empty:
+                    continue
                 items = [item]
                 while item is not None and not pending.empty():
                     item = pending.get_nowait()
