@@ -254,7 +254,12 @@ class Decisions:
             fetch_max_wait_ms=50,
         )
         try:
-            parts = [TopicPartition(self.topic, p) for p in (consumer.partitions_for_topic(self.topic) or [])]
+            deadline = time.monotonic() + 30
+            while not (partitions := consumer.partitions_for_topic(self.topic)):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no partitions for {self.topic}")
+                time.sleep(0.2)
+            parts = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(parts)
             consumer.seek_to_beginning(*parts)
             self.ready.set()
@@ -608,7 +613,8 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
                             seen.add(conversation_id)
                             ms = 1000 * (decisions.first[conversation_id] - sent)
                             new.append(ms)
-                            latencies.append({"t": round(t, 1), "ms": round(ms, 1)})
+                            at = decisions.first[conversation_id] - started_wall
+                            latencies.append({"t": round(at, 1), "ms": round(ms, 1)})
                 rss, cpu = {}, {}
                 for role, pid in pids.items():
                     mb = status_mb(pid)
