@@ -324,6 +324,10 @@ def test_route_stream_acks_every_route_in_order_once_and_refuses_bad_ones_alone(
     assert again.status == pb.CONVERSATION_STATUS_OFFERED
     snapshot = rpc.SupervisorStub(channel).GetQueueSnapshot(pb.QueueSnapshotRequest())
     assert snapshot.waiting == 2  # s1 and s3; s2 was never queued
+    body = (
+        urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
+    )
+    assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="RouteStream"' in body
     desk.close()
 
 
