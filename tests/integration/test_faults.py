@@ -130,6 +130,10 @@ def _scores(kafka_bootstrap, topic):
     ]
 
 
+class EventsLost(AssertionError):
+    """Published customer messages that never got a score."""
+
+
 def _all_scored(
     kafka_bootstrap, topic, expected: set[str], timeout_s: float = 120.0, load=None, factory=None
 ):
@@ -154,13 +158,13 @@ def _all_scored(
             detail = f"; (partition, s after load start) of the missing: {sorted(where.items())}"
         if factory is not None:
             detail += "\n" + _diagnosis(factory)
-        raise AssertionError(f"{exc}: {len(missing)} of {len(expected)} never scored{detail}") from None
+        raise EventsLost(f"{exc}: {len(missing)} of {len(expected)} never scored{detail}") from None
     return list(records)
 
 
 def _diagnosis(factory) -> str:
     """What the workers and the consumer group say, for a failure message."""
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer, TopicPartition
 
     lines = []
     for i, worker in enumerate(factory.workers):
@@ -176,20 +180,18 @@ def _diagnosis(factory) -> str:
                 line += f" events={outcomes} lag={lag} readyz={worker.get('/readyz')[1]}"
         lines.append(line)
     topic = factory.topic("support-events")
-    with contextlib.suppress(Exception):
-        admin = KafkaAdminClient(bootstrap_servers=factory.bootstrap)
-        committed = admin.list_consumer_group_offsets(factory.app_id)
-        admin.close()
-        consumer = KafkaConsumer(bootstrap_servers=factory.bootstrap)
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=factory.bootstrap, group_id=factory.app_id)
         parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         ends = consumer.end_offsets(parts)
+        committed = {tp: consumer.committed(tp) for tp in parts}
         consumer.close()
         lines.append(
-            "support-events partition: committed/end "
-            + ", ".join(
-                f"{tp.partition}: {getattr(committed.get(tp), 'offset', None)}/{ends[tp]}" for tp in parts
-            )
+            "support-events committed/end offset by partition: "
+            + ", ".join(f"{tp.partition}: {committed[tp]}/{ends[tp]}" for tp in parts)
         )
+    except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure
+        lines.append(f"(committed offsets not read: {exc!r})")
     return "\n".join(lines)
 
 
@@ -241,6 +243,14 @@ def _assert_not_doubled(placement: dict[str, list[str]], accepted: dict[str, set
         )
 
 
+@pytest.mark.xfail(
+    raises=EventsLost,
+    strict=False,
+    reason="known defect (issue 2/5): after kill -9 of a worker while events flow and an immediate "
+    "restart, customer messages published around the kill (and in some runs for seconds after "
+    "it) are never scored, with the new worker ready and its lag 0; 6 of 10 runs on 2026-11-22, "
+    "2 of 3 on a clean checkout. Any other failure (a double assignment, a slow recovery) fails.",
+)
 def test_kill_9_of_a_triage_worker_under_load_loses_no_event_and_assigns_nobody_twice(
     kafka_bootstrap, topics, tmp_path, started, request
 ):
