@@ -1,26 +1,31 @@
 """Triage pipeline benchmark: end to end through the broker against the model alone, same run.
 
 Run: ``make bench-pipeline`` or ``.venv/bin/python bench/pipeline_bench.py [--messages 3000]``.
+From Python (bench/run_all.py): ``pipeline_bench.run(messages=1500) -> dict``.
 
-On this machine, in one run:
+One run, on this machine, with one message pool (calm support messages from
+``models/data/support_messages.jsonl``: 19 words on average, a few over 100):
 
-1. **model only**: ``SentimentModel.score`` on batches of ``--batch-size`` support messages with
-   ``--threads`` ONNX threads (what a worker uses); messages per second.
-2. **end to end**: one triage worker (``python -m cctriage_triage``, a subprocess) on the embedded
-   broker, with a real routing server (in this process). ``--messages`` customer messages are
-   published as fast as the producer goes; messages per second from the first publish until
-   the worker has scored and written the last one (scores, flags, state changelog, acks).
-   Must be at least 70% of (1).
-3. **latency at half of (2)**: customer messages published at half the end-to-end rate for
-   ``--latency-seconds``; one conversation in five is an angry one-message conversation that
-   must be flagged and routed. For each: time from publishing its event to the routing server
-   receiving the RouteConversation call (recorded at the real engine's entry). p99 must be at
-   most 100 ms.
-   (1) is measured before and again after (2)-(3); the ratio uses their mean, as the machine's
-   other load changes during a run.
-4. **worker memory**: peak resident set (VmHWM) of the worker process. At most 500 MB.
+1. **model ceiling** (before): the model alone on the same messages, in this process, in every
+   configuration the worker could use: plain batches of 4, 8, 16 and 32, and gathered batches
+   of 32 and 64 cut into runs of 8 or 16 similar-length messages (the worker's way,
+   ``cctriage_triage.batching``), each with 1 and 2 ONNX threads. The best is the ceiling.
+2. **end to end**: one triage worker (``python -m cctriage_triage``, a subprocess; ``--workers``
+   for more) on the embedded broker, with a real routing server in this process.
+   ``--messages`` customer messages are published as fast as the producer goes while the
+   worker runs; the rate is the steady state (from 10% to 100% of the messages processed,
+   i.e. scored, scores/flags/state written to Kafka and acked). Must be at least 70% of the
+   ceiling.
+3. **latency**: at 25%, 50% and 80% of (2) (``--rates``) for ``--latency-seconds`` each, one
+   conversation in five is an angry one-message conversation that must be routed; for each,
+   the time from publishing its event to the routing server receiving the RouteConversation
+   call (at the real engine's entry): p50/p95/p99/max. At 50%, p99 must be at most 100 ms.
+4. **worker memory**: peak resident set (VmHWM) of each worker. At most 500 MB.
+5. **model ceiling** (after): the best configuration of (1) again; the ceiling is the mean of
+   before and after, as other jobs on the machine come and go during a run.
 
-Prints a markdown table and writes ``bench/results/pipeline_bench.json``.
+Also: CPU seconds per process and thread during (2) (where the machine's time went), and the
+load average. Prints a markdown table and writes ``bench/results/pipeline_bench.json``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -36,6 +40,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +58,15 @@ ANGRY = (
     "This is the third time I'm writing about this. It is ridiculous and I am furious. "
     "Fix it today or I will cancel everything and talk to my lawyer."
 )
+RATES = (0.25, 0.5, 0.8)
+# Model configurations tried for the ceiling: ("plain", batch) = model.score on batches in
+# arrival order; ("by_length", gathered, run) = the worker's batching.score_by_length.
+MODEL_CONFIGS: tuple[tuple, ...] = (
+    ("plain", 4), ("plain", 8), ("plain", 16), ("plain", 32),
+    ("by_length", 32, 8), ("by_length", 64, 8), ("by_length", 64, 16),
+)
+MODEL_THREADS = (1, 2)
+POLL_S = 0.25  # how often the worker's /metrics is read (each read costs the worker CPU)
 
 
 def calm_texts() -> list[str]:
@@ -61,22 +75,69 @@ def calm_texts() -> list[str]:
     return texts or ["Could you tell me when my order ships?"]
 
 
-def model_only(texts: list[str], batch_size: int, threads: int, seconds: float) -> float:
-    from cctriage_common.sentiment import SentimentModel
+def message_pool(size: int = 1024, seed: int = 11) -> list[str]:
+    rng = random.Random(seed)
+    texts = calm_texts()
+    return [rng.choice(texts) for _ in range(size)]
 
-    model = SentimentModel.load(intra_op_threads=threads, inter_op_threads=1)
-    batches = [texts[i : i + batch_size] for i in range(0, len(texts) - batch_size + 1, batch_size)]
-    for batch in batches[:3]:
-        model.score(batch)
+
+# -- the model alone ------------------------------------------------------------------------------
+
+
+def _config_name(config: tuple, threads: int) -> str:
+    if config[0] == "plain":
+        return f"batch {config[1]}, {threads} thread{'s' if threads > 1 else ''}"
+    return f"{config[1]} by length in runs of {config[2]}, {threads} thread{'s' if threads > 1 else ''}"
+
+
+def model_rate(model, texts: Sequence[str], config: tuple, seconds: float) -> float:
+    """Messages per second of ``model`` on ``texts`` in one configuration (see MODEL_CONFIGS)."""
+    from cctriage_triage.batching import score_by_length
+
+    if config[0] == "plain":
+        size = config[1]
+
+        def score(batch):
+            return model.score(batch)
+    else:
+        size, run = config[1], config[2]
+
+        def score(batch):
+            return score_by_length(model, batch, run)
+
+    batches = [texts[i : i + size] for i in range(0, len(texts) - size + 1, size)]
+    for batch in batches[:2]:
+        score(batch)
     scored = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         for batch in batches:
-            model.score(batch)
+            score(batch)
             scored += len(batch)
             if time.perf_counter() - started >= seconds:
                 break
     return scored / (time.perf_counter() - started)
+
+
+def model_sweep(
+    texts: Sequence[str], seconds: float, configs: Sequence[tuple] = MODEL_CONFIGS,
+    threads: Sequence[int] = MODEL_THREADS,
+) -> list[dict]:
+    from cctriage_common.sentiment import SentimentModel
+
+    rows = []
+    for count in threads:
+        model = SentimentModel.load(intra_op_threads=count, inter_op_threads=1)
+        for config in configs:
+            rate = model_rate(model, texts, config, seconds)
+            rows.append({"config": list(config), "threads": count, "name": _config_name(config, count),
+                         "messages_per_s": round(rate, 1)})
+    return rows
+
+
+# -- processes ------------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -85,6 +146,59 @@ def rss_mb(pid: int) -> tuple[float, float]:
         key, _, value = line.partition(":")
         fields[key] = value.strip()
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _cpu_by_thread(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of ``pid``, by "name:thread id" (Python threads all carry the
+    process's name; in a worker the busiest thread is the ONNX one, the next the event loop)."""
+    out: dict[str, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[f"{name}:{tid}"] = (int(fields[11]) + int(fields[12])) / _TICK
+    return out
+
+
+def _children(pid: int) -> dict[int, str]:
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            kids[int(entry)] = stat[stat.index("(") + 1 : stat.rindex(")")]
+    return kids
+
+
+def cpu_snapshot(workers: dict[str, int]) -> dict[str, dict[str, float]]:
+    """CPU seconds by process role and thread: this process, the broker, each worker."""
+    snap = {"bench": _cpu_by_thread(os.getpid())}
+    for pid, name in _children(os.getpid()).items():
+        if name in ("tansu", "noida-db"):
+            snap["broker"] = _cpu_by_thread(pid)
+    for role, pid in workers.items():
+        snap[role] = _cpu_by_thread(pid)
+    return snap
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, dict[str, float]]:
+    used = {}
+    for role, threads in after.items():
+        per = {name: round(v - before.get(role, {}).get(name, 0.0), 2) for name, v in threads.items()}
+        per = {k: v for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05}
+        used[role] = {"total": round(sum(per.values()), 2), **per}
+    return used
 
 
 class RoutingProbe:
@@ -121,7 +235,8 @@ class RoutingProbe:
 
 
 def publish_paced(bootstrap: str, topic: str, events: list, rate: float) -> dict[str, float]:
-    """Publish ``events`` (SupportEvent) at ``rate`` per second; {conversation_id: publish time}."""
+    """Publish ``events`` (SupportEvent) at ``rate`` per second (0 = as fast as possible);
+    {conversation_id: wall time its first event was handed to the producer}."""
     prod = producer(bootstrap)
     published: dict[str, float] = {}
     started = time.perf_counter()
@@ -144,211 +259,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--messages", type=int, default=3000, help="messages for the throughput phase")
-    parser.add_argument("--latency-seconds", type=float, default=20.0)
-    parser.add_argument("--model-seconds", type=float, default=8.0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2, help="ONNX intra-op threads (model and worker)")
-    parser.add_argument("--partitions", type=int, default=4)
-    return parser
-
-
-# Small sizes for a smoke run (bench/run_all.py --quick): every figure, none of them meaningful.
-QUICK_ARGS = ["--messages", "300", "--latency-seconds", "5", "--model-seconds", "1.5"]
-
-
-def run(quick: bool = False, argv: list[str] | None = None) -> dict:
-    """Measure (``argv``: this script's options) and return what ``main`` writes and prints
-    (bench/run_all.py calls this)."""
-    return measure(_parser().parse_args((QUICK_ARGS if quick else []) + (argv or [])))
-
-
-def measure(args: argparse.Namespace) -> dict:
-    rng = random.Random(11)
-    texts = calm_texts()
-    pool = [rng.choice(texts) for _ in range(max(512, args.batch_size * 16))]
-
-    print(
-        f"model only: batch {args.batch_size}, {args.threads} threads, {args.model_seconds:.0f} s ...",
-        flush=True,
-    )
-    model_rate = model_only(pool, args.batch_size, args.threads, args.model_seconds)
-    print(f"  {model_rate:.0f} messages/s", flush=True)
-
-    tmp = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
-    prefix = f"bench-{uuid.uuid4().hex[:8]}."
-    results: dict = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "broker": os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        or os.environ.get("CCTRIAGE_EMBEDDED_BROKER", "default"),
-        "batch_size": args.batch_size,
-        "threads": args.threads,
-        "partitions": args.partitions,
-        "model_only_messages_per_s": round(model_rate, 1),
-    }
-    with kafka_broker() as bootstrap, RoutingProbe(tmp) as routing:
-        ensure_topics(
-            bootstrap, prefix=prefix, settings=TopicSettings(prefix=prefix, partitions=args.partitions)
-        )
-        factory = WorkerFactory(
-            bootstrap,
-            prefix,
-            tmp,
-            routing.target,
-            partitions=args.partitions,
-            extra_env={
-                "TRIAGE_ROUTING_TOKEN": TOKEN,
-                "TRIAGE_MODEL_THREADS": str(args.threads),
-                "TRIAGE_BATCH_SIZE": str(args.batch_size),
-                "TRIAGE_ROUTING_BACKOFF_MAX_S": "1",
-                "TRIAGE_LOG_LEVEL": "warning",
-            },
-        )
-        topic = factory.topic("support-events")
-        try:
-            worker = factory.start().wait_ready(120)
-            pid = worker.process.pid
-
-            def scored() -> float:
-                return worker.metric("cctriage_triage_events_total", {"outcome": "scored"})
-
-            warm = [Conversation().customer(t) for t in pool[:64]]
-            publish_paced(bootstrap, topic, warm, 0)
-            wait_for(lambda: scored() >= len(warm), 120, 0.2, "warm-up scored")
-
-            # -- end-to-end throughput ---------------------------------------------------------
-            conversations = [Conversation() for _ in range(max(1, args.messages // 4))]
-            events = [
-                conversations[i % len(conversations)].customer(pool[i % len(pool)])
-                for i in range(args.messages)
-            ]
-            base = scored()
-            target = base + len(events)
-            print(f"end to end: {len(events)} messages ...", flush=True)
-            publisher = threading.Thread(target=publish_paced, args=(bootstrap, topic, events, 0))
-            publisher.start()
-            # Steady state: from the 10th to the last percent of the messages scored (leaves out
-            # the first fetches and the time to publish them, which runs alongside).
-            samples: list[tuple[float, float]] = []
-
-            def done() -> bool:
-                count = scored()
-                samples.append((time.perf_counter(), count))
-                return count >= target
-
-            wait_for(done, 600, 0.05, "all scored")
-            publisher.join()
-            start_at = next(s for s in samples if s[1] >= base + len(events) // 10)
-            e2e_rate = (samples[-1][1] - start_at[1]) / (samples[-1][0] - start_at[0])
-            print(
-                f"  {e2e_rate:.0f} messages/s ({100 * e2e_rate / model_rate:.0f}% of model only)", flush=True
-            )
-
-            # -- latency at half the end-to-end rate -------------------------------------------
-            rate = e2e_rate / 2
-            count = int(rate * args.latency_seconds)
-            angry_ids: set[str] = set()
-            events = []
-            calm_conversations = [Conversation() for _ in range(64)]
-            for i in range(count):
-                if i % 5 == 0:
-                    conversation = Conversation()
-                    angry_ids.add(conversation.conversation_id)
-                    events.append(conversation.customer(ANGRY))
-                else:
-                    events.append(calm_conversations[i % 64].customer(pool[i % len(pool)]))
-            print(f"latency: {count} messages at {rate:.0f}/s, {len(angry_ids)} to route ...", flush=True)
-            published = publish_paced(bootstrap, topic, events, rate)
-            wait_for(
-                lambda: angry_ids <= routing.received.keys(), 120, 0.2, "every angry conversation routed"
-            )
-            latencies = [routing.received[c] - published[c] for c in angry_ids]
-            rss, peak = rss_mb(pid)
-            breakdown = {
-                name: _mean(worker, f"cctriage_triage_{name}")
-                for name in (
-                    "event_to_flag_seconds",
-                    "event_to_route_seconds",
-                    "inference_duration_seconds",
-                    "routing_call_duration_seconds",
-                    "inference_batch_size_messages",
-                )
-            }
-            results.update(
-                worker_means_whole_run=breakdown,
-                end_to_end_messages_per_s=round(e2e_rate, 1),
-                end_to_end_share_of_model=round(e2e_rate / model_rate, 3),
-                latency_rate_messages_per_s=round(rate, 1),
-                latency_route_calls=len(latencies),
-                event_to_route_call_ms={
-                    "p50": round(1000 * statistics.median(latencies), 1),
-                    "p99": round(1000 * percentile(latencies, 0.99), 1),
-                    "max": round(1000 * max(latencies), 1),
-                },
-                worker_rss_mb=round(rss, 1),
-                worker_peak_rss_mb=round(peak, 1),
-                model_version=_model_version(worker),
-            )
-        finally:
-            factory.stop_all()
-
-    print("model only again, after the worker stopped ...", flush=True)
-    model_after = model_only(pool, args.batch_size, args.threads, args.model_seconds)
-    model_rate = (model_rate + model_after) / 2
-    results["model_only_messages_per_s_after"] = round(model_after, 1)
-    results["model_only_messages_per_s_mean"] = round(model_rate, 1)
-    results["end_to_end_share_of_model"] = round(results["end_to_end_messages_per_s"] / model_rate, 3)
-    verdicts = {
-        "end to end >= 70% of model only": results["end_to_end_share_of_model"] >= 0.7,
-        "p99 event -> route call <= 100 ms at half max": results["event_to_route_call_ms"]["p99"] <= 100,
-        "worker peak RSS <= 500 MB": results["worker_peak_rss_mb"] <= 500,
-    }
-    results["holds"] = verdicts
-    return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    results = measure(args)
-    verdicts = results["holds"]
-    model_rate = results["model_only_messages_per_s_mean"]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    lat = results["event_to_route_call_ms"]
-    print()
-    print("| measure | value |")
-    print("|---|---|")
-    print(
-        f"| model only (batch {args.batch_size}, {args.threads} threads), mean of before and after "
-        f"| {model_rate:.0f} messages/s |"
-    )
-    print(
-        f"| end to end through the broker | {results['end_to_end_messages_per_s']:.0f} messages/s "
-        f"({100 * results['end_to_end_share_of_model']:.0f}% of model only) |"
-    )
-    print(
-        f"| event published -> route call, at {results['latency_rate_messages_per_s']:.0f} messages/s "
-        f"({results['latency_route_calls']} calls) "
-        f"| p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms |"
-    )
-    print(f"| worker RSS | {results['worker_rss_mb']:.0f} MB (peak {results['worker_peak_rss_mb']:.0f} MB) |")
-    for name, ok in verdicts.items():
-        print(f"{'holds' if ok else 'FAILS'}: {name}")
-    print(f"written to {RESULTS.relative_to(REPO)}")
-    return 0 if all(verdicts.values()) else 1
-
-
-def _mean(worker, name: str) -> float | None:
-    total = worker.metric(f"{name}_sum")
-    count = worker.metric(f"{name}_count")
+def _mean(workers, name: str) -> float | None:
+    total = sum(w.metric(f"{name}_sum") for w in workers)
+    count = sum(w.metric(f"{name}_count") for w in workers)
     return round(total / count, 4) if count else None
 
 
@@ -360,6 +273,263 @@ def _model_version(worker) -> str:
             if sample.name == "cctriage_triage_model_info":
                 return sample.labels.get("version", "")
     return ""
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def run(
+    messages: int = 3000,
+    latency_seconds: float = 15.0,
+    model_seconds: float = 2.0,
+    rates: Sequence[float] = RATES,
+    workers: int = 1,
+    partitions: int = 4,
+    batch_size: int | None = None,
+    model_batch_size: int | None = None,
+    threads: int | None = None,
+    results_path: Path | None = RESULTS,
+    log: Callable[[str], None] = lambda line: print(line, flush=True),
+    quick: bool = False,
+) -> dict:
+    """The whole benchmark; returns the figures (and writes them to ``results_path`` unless None).
+
+    ``batch_size``, ``model_batch_size`` and ``threads`` override the worker's
+    TRIAGE_BATCH_SIZE, TRIAGE_MODEL_BATCH_SIZE and TRIAGE_MODEL_THREADS (None: its defaults).
+    ``quick`` (bench/run_all.py's quick mode): 1,000 messages, 6 s per latency rate, 1 s per
+    model configuration.
+    """
+    if quick:
+        messages, latency_seconds, model_seconds = min(messages, 1000), min(latency_seconds, 6.0), 1.0
+    from cctriage_common.sentiment import SentimentModel
+    from cctriage_triage.settings import TriageSettings
+
+    defaults = TriageSettings()
+    worker_settings = {
+        "TRIAGE_BATCH_SIZE": batch_size or defaults.batch_size,
+        "TRIAGE_MODEL_BATCH_SIZE": model_batch_size or defaults.model_batch_size,
+        "TRIAGE_MODEL_THREADS": threads or defaults.model_threads,
+    }
+    rates = sorted(set(rates) | {0.5})
+    pool = message_pool()
+    results: dict = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "broker": os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        or os.environ.get("CCTRIAGE_EMBEDDED_BROKER", "default (embedded Tansu)"),
+        "partitions": partitions,
+        "workers": workers,
+        "worker_settings": worker_settings,
+        "messages": messages,
+        "message_words_mean": round(statistics.mean(len(t.split()) for t in pool), 1),
+    }
+
+    configurations = len(MODEL_CONFIGS) * len(MODEL_THREADS)
+    log(f"model ceiling: {configurations} configurations, {model_seconds:.0f} s each ...")
+    sweep = model_sweep(pool, model_seconds)
+    best = max(sweep, key=lambda row: row["messages_per_s"])
+    for row in sweep:
+        log(f"  {row['name']}: {row['messages_per_s']:.0f} messages/s")
+    results["model_sweep_before"] = sweep
+
+    tmp = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    with kafka_broker() as bootstrap, RoutingProbe(tmp) as routing:
+        ensure_topics(bootstrap, prefix=prefix, settings=TopicSettings(prefix=prefix, partitions=partitions))
+        factory = WorkerFactory(
+            bootstrap, prefix, tmp, routing.target, partitions=partitions,
+            extra_env={
+                "TRIAGE_ROUTING_TOKEN": TOKEN,
+                "TRIAGE_ROUTING_BACKOFF_MAX_S": "1",
+                "TRIAGE_LOG_LEVEL": "warning",
+                **{k: str(v) for k, v in worker_settings.items()},
+            },
+        )
+        topic = factory.topic("support-events")
+        try:
+            procs = [factory.start() for _ in range(workers)]
+            for worker in procs:
+                worker.wait_ready(180)
+            pids = {f"worker-{i}": w.process.pid for i, w in enumerate(procs)}
+
+            def processed() -> float:
+                return sum(w.metric("cctriage_triage_events_total", {"outcome": "scored"}) for w in procs)
+
+            warm = [Conversation().customer(t) for t in pool[:64]]
+            publish_paced(bootstrap, topic, warm, 0)
+            wait_for(lambda: processed() >= len(warm), 180, POLL_S, "warm-up processed")
+
+            # -- end-to-end throughput ---------------------------------------------------------
+            conversations = [Conversation() for _ in range(max(1, messages // 4))]
+            events = [conversations[i % len(conversations)].customer(pool[i % len(pool)])
+                      for i in range(messages)]
+            base = processed()
+            target = base + len(events)
+            log(f"end to end: {len(events)} messages ...")
+            cpu_before = cpu_snapshot(pids)
+            publisher = threading.Thread(target=publish_paced, args=(bootstrap, topic, events, 0))
+            publisher.start()
+            samples: list[tuple[float, float]] = []
+
+            def done() -> bool:
+                count = processed()
+                samples.append((time.perf_counter(), count))
+                return count >= target
+
+            wait_for(done, 900, POLL_S, "all processed")
+            publisher.join()
+            cpu_after = cpu_snapshot(pids)
+            # Steady state: from 10% of the messages processed to the last (leaves out the
+            # first fetches; the publisher runs alongside the whole time).
+            start_at = next(s for s in samples if s[1] >= base + len(events) // 10)
+            e2e_rate = (samples[-1][1] - start_at[1]) / (samples[-1][0] - start_at[0])
+            share = e2e_rate / best["messages_per_s"]
+            log(f"  {e2e_rate:.0f} messages/s ({100 * share:.0f}% of the best model run so far)")
+            results["end_to_end_messages_per_s"] = round(e2e_rate, 1)
+            results["end_to_end_cpu_seconds"] = cpu_used(cpu_before, cpu_after)
+            results["end_to_end_worker_means"] = {
+                name: _mean(procs, f"cctriage_triage_{name}")
+                for name in ("inference_batch_size_messages", "inference_duration_seconds")
+            }
+
+            # -- the model alone again, right after (the worker idles meanwhile; its CPU use
+            # in this window is recorded) --------------------------------------------------------
+            log(f"model ceiling again ({best['name']}) ...")
+            idle_before = cpu_snapshot(pids)
+            model = SentimentModel.load(intra_op_threads=best["threads"], inter_op_threads=1)
+            after = model_rate(model, pool, tuple(best["config"]), max(model_seconds, 4.0))
+            del model
+            idle_cpu = cpu_used(idle_before, cpu_snapshot(pids))
+            before = best["messages_per_s"]
+            ceiling = (before + after) / 2
+            results["model_ceiling"] = {
+                "config": best["name"], "before_messages_per_s": before,
+                "after_messages_per_s": round(after, 1), "messages_per_s": round(ceiling, 1),
+                "cpu_seconds_of_idle_workers_meanwhile": {
+                    role: used["total"] for role, used in idle_cpu.items() if role.startswith("worker")
+                },
+            }
+            log(f"  {after:.0f} messages/s; ceiling {ceiling:.0f}; "
+                f"end to end {100 * e2e_rate / ceiling:.0f}% of it")
+
+            # -- latency at fractions of the end-to-end rate -----------------------------------
+            latency: dict[str, dict] = {}
+            for fraction in rates:
+                rate = e2e_rate * fraction
+                count = max(5, int(rate * latency_seconds))
+                angry_ids: set[str] = set()
+                events = []
+                calm_conversations = [Conversation() for _ in range(64)]
+                for i in range(count):
+                    if i % 5 == 0:
+                        conversation = Conversation()
+                        angry_ids.add(conversation.conversation_id)
+                        events.append(conversation.customer(ANGRY))
+                    else:
+                        events.append(calm_conversations[i % 64].customer(pool[i % len(pool)]))
+                log(f"latency at {100 * fraction:.0f}%: {count} messages at {rate:.0f}/s, "
+                    f"{len(angry_ids)} to route ...")
+                published = publish_paced(bootstrap, topic, events, rate)
+                wait_for(lambda ids=angry_ids: ids <= routing.received.keys(), 180, POLL_S,
+                         "every angry conversation routed")
+                values = [routing.received[c] - published[c] for c in angry_ids]
+                row = {
+                    "offered_messages_per_s": round(rate, 1),
+                    "route_calls": len(values),
+                    **{f"p{q}_ms": round(1000 * percentile(values, q / 100), 1) for q in (50, 95, 99)},
+                    "max_ms": round(1000 * max(values), 1),
+                }
+                log(f"  p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, p99 {row['p99_ms']} ms")
+                latency[f"{round(100 * fraction)}%"] = row
+            results["event_to_route_call"] = latency
+            memory = {role: rss_mb(pid) for role, pid in pids.items()}
+            results["worker_rss_mb"] = {role: round(m[0], 1) for role, m in memory.items()}
+            results["worker_peak_rss_mb"] = round(max(m[1] for m in memory.values()), 1)
+            results["worker_means_whole_run"] = {
+                name: _mean(procs, f"cctriage_triage_{name}")
+                for name in ("event_to_flag_seconds", "event_to_route_seconds", "inference_duration_seconds",
+                             "routing_call_duration_seconds", "inference_batch_size_messages")
+            }
+            results["model_version"] = _model_version(procs[0])
+        finally:
+            factory.stop_all()
+
+    results["end_to_end_share_of_model"] = round(e2e_rate / ceiling, 3)
+    # The names bench/run_all.py reads.
+    results["model_only_messages_per_s_mean"] = round(ceiling, 1)
+    results["latency_by_rate"] = [
+        {"share_of_max": fraction, "offered_messages_per_s": row["offered_messages_per_s"],
+         "route_calls": row["route_calls"],
+         "event_to_route_call_ms": {"p50": row["p50_ms"], "p95": row["p95_ms"], "p99": row["p99_ms"],
+                                    "max": row["max_ms"]}}
+        for fraction, row in zip(rates, results["event_to_route_call"].values(), strict=True)
+    ]
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    half = results["event_to_route_call"]["50%"]
+    results["holds"] = {
+        "end to end >= 70% of the model ceiling": results["end_to_end_share_of_model"] >= 0.7,
+        "p99 event -> route call <= 100 ms at half the end-to-end rate": half["p99_ms"] <= 100,
+        "worker peak RSS <= 500 MB": results["worker_peak_rss_mb"] <= 500,
+    }
+    if results_path is not None:
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def table(results: dict) -> str:
+    ceiling = results["model_ceiling"]
+    lines = [
+        "| measure | value | must hold |",
+        "|---|---|---|",
+        f"| model ceiling: best of {len(results['model_sweep_before'])} configurations "
+        f"({ceiling['config']}), "
+        f"before {ceiling['before_messages_per_s']:.0f} / after {ceiling['after_messages_per_s']:.0f} "
+        f"| {ceiling['messages_per_s']:.0f} messages/s | |",
+        f"| end to end through the broker ({results['workers']} worker, "
+        f"{results['worker_settings']}) | {results['end_to_end_messages_per_s']:.0f} messages/s = "
+        f"{100 * results['end_to_end_share_of_model']:.0f}% of the ceiling | >= 70% |",
+    ]
+    for name, row in results["event_to_route_call"].items():
+        must = "p99 <= 100 ms" if name == "50%" else ""
+        lines.append(
+            f"| event published -> route call at {name} ({row['offered_messages_per_s']:.0f} messages/s, "
+            f"{row['route_calls']} calls) | p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
+            f"p99 {row['p99_ms']} ms, max {row['max_ms']} ms | {must} |"
+        )
+    lines.append(f"| worker peak RSS | {results['worker_peak_rss_mb']:.0f} MB | <= 500 MB |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=3000, help="messages for the throughput phase")
+    parser.add_argument("--latency-seconds", type=float, default=15.0, help="seconds per latency rate")
+    parser.add_argument("--model-seconds", type=float, default=2.0, help="seconds per model configuration")
+    parser.add_argument("--rates", type=float, nargs="+", default=list(RATES),
+                        help="latency phases, as fractions of the end-to-end rate (0.5 always included)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, help="worker TRIAGE_BATCH_SIZE (default: its own)")
+    parser.add_argument("--model-batch-size", type=int, help="worker TRIAGE_MODEL_BATCH_SIZE")
+    parser.add_argument("--threads", type=int, help="worker TRIAGE_MODEL_THREADS")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
+    args = parser.parse_args(argv)
+    results = run(
+        messages=args.messages, latency_seconds=args.latency_seconds, model_seconds=args.model_seconds,
+        rates=args.rates, workers=args.workers, partitions=args.partitions, batch_size=args.batch_size,
+        model_batch_size=args.model_batch_size, threads=args.threads, results_path=args.out,
+    )
+    print()
+    print(table(results))
+    for name, ok in results["holds"].items():
+        print(f"{'holds' if ok else 'FAILS'}: {name}")
+    print(f"written to {args.out}")
+    print("cpu seconds during end to end:", json.dumps(results["end_to_end_cpu_seconds"]))
+    return 0 if all(results["holds"].values()) else 1
 
 
 if __name__ == "__main__":

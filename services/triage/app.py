@@ -102,6 +102,7 @@ triage = Triage(
     model_provider=Model.get,
     on_fatal=app.crash,
     batch_size=settings.batch_size,
+    run_size=settings.model_batch_size,
 )
 routing = RoutingDelivery(
     settings.routing_target,

@@ -12,8 +12,8 @@ RATIO_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 EVENTS = Counter(
     "cctriage_triage_events_total",
-    "Support events consumed, by outcome: scored (customer message), applied (other events), "
-    "duplicate (event id seen before), dead_lettered, after_close.",
+    "Support events processed (outputs written, offset committable), by outcome: scored (customer "
+    "message), applied (other events), duplicate (event id seen before), dead_lettered, after_close.",
     ["outcome"],
 )
 INFERENCE_BATCH_SIZE = Histogram(
@@ -23,7 +23,7 @@ INFERENCE_BATCH_SIZE = Histogram(
 )
 INFERENCE_DURATION = Histogram(
     "cctriage_triage_inference_duration_seconds",
-    "Duration of one ONNX run (one batch).",
+    "Duration of one ONNX run.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 MODEL_ERRORS = Counter(

@@ -8,7 +8,6 @@ flags. The state keeps ids, scores and cue codes only: never message text.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import enum
 from typing import Any
@@ -79,18 +78,26 @@ class ConversationState:
     # -- serialisation (faust table values are JSON) ------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["turns"] = [dataclasses.asdict(t) for t in self.turns]
+        # By hand rather than dataclasses.asdict (a recursive deep copy, measured as a visible
+        # share of the worker's event loop): lists and the turns' emotion maps are copied, the
+        # rest are immutable values.
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
+        for name, value in data.items():
+            if isinstance(value, list):
+                data[name] = list(value)
+        data["turns"] = [
+            {"event_id": t.event_id, "stress": t.stress, "negative": t.negative,
+             "emotions": dict(t.emotions), "at": t.at}
+            for t in self.turns
+        ]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConversationState:
-        # A deep copy: ``data`` may be the value a table write has queued and not serialized
-        # yet; changing its lists in place would leak later changes into that changelog record.
-        data = copy.deepcopy(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["turns"] = [Turn(**t) for t in values.get("turns", [])]
+        # Copies: ``data`` may be the value a table write has queued and not serialized yet;
+        # changing its lists in place would leak later changes into that changelog record.
+        values = {k: (list(v) if isinstance(v, list) else v) for k, v in data.items() if k in _FIELD_NAMES}
+        values["turns"] = [Turn(**{**t, "emotions": dict(t["emotions"])}) for t in data.get("turns", [])]
         return cls(**values)
 
     # -- idempotency ---------------------------------------------------------------------------
@@ -217,3 +224,6 @@ class ConversationState:
             decision.action, self.sequence, decision.priority, decision.stressed,
             assessment.stress, assessment.reasons, alert,
         )
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(ConversationState))

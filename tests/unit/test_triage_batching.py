@@ -1,0 +1,75 @@
+"""The worker's length-sorted ONNX runs (batching.py), state snapshots and batch settings."""
+
+from __future__ import annotations
+
+import pytest
+from cctriage_common.settings import SettingsError
+from cctriage_triage.batching import score_by_length
+from cctriage_triage.policy import Turn
+from cctriage_triage.settings import load_settings
+from cctriage_triage.state import ConversationState
+
+MESSAGES = [
+    "Fix this now or I'm calling my lawyer. I am furious!",
+    "thanks",
+    "Hi, my invoice shows a charge I don't recognise. I already wrote twice about it last week and "
+    "nobody answered; the amount is 49.99 and it was taken on the 3rd. Please look into it today.",
+    "",
+    "Great, thanks for checking.",
+    "This is ridiculous, I am really angry. Nobody is helping me!",
+    "Could you tell me when my order ships?",
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    from cctriage_common.sentiment import SentimentModel
+
+    return SentimentModel.load()
+
+
+def test_scores_come_back_in_input_order_as_if_scored_alone(model):
+    runs: list[int] = []
+    scores = score_by_length(model, MESSAGES, 3, on_run=lambda n, seconds: runs.append(n))
+    alone = [model.score([text])[0] for text in MESSAGES]
+    assert [round(s.stress, 4) for s in scores] == [round(s.stress, 4) for s in alone]
+    assert [round(s.negative, 4) for s in scores] == [round(s.negative, 4) for s in alone]
+    assert runs == [3, 3, 1]  # at most run_size messages per ONNX run, all of them scored
+
+
+def test_runs_group_messages_of_similar_length():
+    class Recorder:
+        def __init__(self) -> None:
+            self.runs: list[list[str]] = []
+
+        def score(self, texts):
+            self.runs.append(list(texts))
+            return [len(t) for t in texts]
+
+    recorder = Recorder()
+    texts = ["x" * n for n in (50, 3, 40, 2, 100, 1)]
+    assert score_by_length(recorder, texts, 2) == [50, 3, 40, 2, 100, 1]
+    assert [[len(t) for t in run] for run in recorder.runs] == [[1, 2], [3, 40], [50, 100]]
+
+
+def test_state_snapshot_round_trips_and_is_independent():
+    state = ConversationState("conv-1", tenant_id="acme", required_skills=["billing"], cues=["cancel"])
+    state.turns.append(Turn("ev-1", 0.7, 0.8, {"anger": 0.9}, 100.0))
+    state.remember("ev-1")
+    snapshot = state.to_dict()
+    restored = ConversationState.from_dict(snapshot)
+    assert restored == state
+    # A snapshot is what the table's changelog will carry: later changes must not leak into it.
+    restored.turns[0].emotions["anger"] = 0.1
+    restored.remember("ev-2")
+    restored.cues.append("legal")
+    state.required_skills.append("vip")
+    assert snapshot["turns"][0]["emotions"] == {"anger": 0.9}
+    assert snapshot["seen"] == ["ev-1"] and snapshot["cues"] == ["cancel"]
+    assert snapshot["required_skills"] == ["billing"]
+
+
+@pytest.mark.parametrize("variable", ["TRIAGE_BATCH_SIZE", "TRIAGE_MODEL_BATCH_SIZE"])
+def test_batch_sizes_below_one_stop_start_up_naming_the_variable(variable):
+    with pytest.raises(SettingsError, match=variable):
+        load_settings({variable: "0"})
