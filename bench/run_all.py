@@ -107,7 +107,7 @@ def model(figures: Figures, quick: bool) -> dict:
     ceiling = rows[("onnx-int8", 2, 32)]
     figures.add(
         "model",
-        "model only: batch 32, 2 threads (the ceiling)",
+        "model only: batch 32, 2 threads (issue 3 configuration)",
         ceiling["messages_per_second"],
         "msg/s",
         ">= 400 msg/s",
@@ -140,9 +140,14 @@ def pipeline(figures: Figures, quick: bool) -> dict:
     model_rate = result["model_only_messages_per_s_mean"]
     e2e = result["end_to_end_messages_per_s"]
     share = result["end_to_end_share_of_model"]
-    figures.add("pipeline", "model only, same run (mean of before and after)", model_rate, "msg/s")
+    figures.add(
+        "pipeline",
+        "model ceiling, same run (best configuration, mean of before and after)",
+        model_rate,
+        "msg/s",
+    )
     figures.add("pipeline", "pipeline end to end, 1 worker", e2e, "msg/s")
-    figures.add("pipeline", "pipeline / model-only ratio", share, "ratio", ">= 70%", share >= 0.7, 5)
+    figures.add("pipeline", "pipeline / model ceiling ratio", share, "ratio", ">= 70%", share >= 0.7, 5)
     for point in pipeline_rates(result):
         half = abs(point["share_of_max"] - 0.5) < 1e-6
         of_max = f"{100 * point['share_of_max']:.0f}% of max"
