@@ -103,7 +103,8 @@ def fetch_uci(cache: Path) -> Path:
     return target
 
 
-def vader_rows(folder: Path) -> list[Row]:
+def vader_rows(folder: Path, neutral_band: float = VADER_NEUTRAL_BAND) -> list[Row]:
+    """Sentences with a mean human valence within +-``neutral_band`` (of -4..+4) are neutral."""
     rows = []
     for name in VADER_FILES:
         for line in (folder / name).read_text(encoding="utf-8", errors="replace").splitlines():
@@ -111,7 +112,7 @@ def vader_rows(folder: Path) -> list[Row]:
             if len(parts) < 3 or not parts[2].strip():
                 continue
             valence = float(parts[1])
-            label = 0 if valence < -VADER_NEUTRAL_BAND else 2 if valence > VADER_NEUTRAL_BAND else 1
+            label = 0 if valence < -neutral_band else 2 if valence > neutral_band else 1
             rows.append(Row(parts[2].strip(), f"vader:{name.split('_')[0]}", sentiment=label))
     return rows
 
@@ -151,12 +152,41 @@ def support_rows(path: Path) -> list[Row]:
     ]
 
 
-def load_all(data_dir: Path, support_path: Path, cache: Path) -> dict[str, list[Row]]:
+SUPPORT_EXTRA_DIR = Path(__file__).resolve().parents[1] / "data" / "support_train_extra"
+_SENTIMENT_CODES = {"neg": 0, "neu": 1, "pos": 2}
+
+
+def support_extra_rows(folder: Path = SUPPORT_EXTRA_DIR) -> list[Row]:
+    """Train-only support messages (``models/data/support_train_extra/*.txt``, the source format
+    of ``support_src``: ``<channel> <neg|neu|pos> <yes|no> <text>``). They never enter the test
+    split, so the figures measured on it stay comparable from one model to the next."""
+    rows = []
+    for path in sorted(folder.glob("*.txt")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            parts = line.split(maxsplit=3)
+            if len(parts) < 4 or parts[1] not in _SENTIMENT_CODES or parts[2] not in ("yes", "no"):
+                raise ValueError(f"{path}:{number}: expected '<channel> <neg|neu|pos> <yes|no> <text>'")
+            text = parts[3].replace("\\n", "\n").strip()
+            rows.append(
+                Row(text, "support", sentiment=_SENTIMENT_CODES[parts[1]], stressed=parts[2] == "yes")
+            )
+    return rows
+
+
+def load_all(
+    data_dir: Path,
+    support_path: Path,
+    cache: Path,
+    vader_neutral_band: float = VADER_NEUTRAL_BAND,
+    support_extra: bool = False,
+) -> dict[str, list[Row]]:
     """Every training source by name."""
     return {
         "airline": airline_rows(data_dir),
-        "vader": vader_rows(fetch_vader(cache)),
+        "vader": vader_rows(fetch_vader(cache), vader_neutral_band),
         "uci": uci_rows(fetch_uci(cache)),
         "tweeteval_emotion": emotion_rows(data_dir),
-        "support": support_rows(support_path),
+        "support": support_rows(support_path) + (support_extra_rows() if support_extra else []),
     }

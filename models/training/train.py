@@ -40,6 +40,7 @@ from torch.nn import functional as F
 
 SEED = 13
 DEV_SHARE = 5  # one support-train message in five is dev (threshold and model choice)
+GENERAL_DEV_SHARE = 10  # one airline-train row / VADER tweet in ten is general dev
 
 
 def log(work_dir: Path, message: str) -> None:
@@ -100,9 +101,55 @@ def losses(
     return total
 
 
-def cap_vader(sources: dict[str, list[Row]], cap: int) -> None:
-    if len(sources["vader"]) > cap:
-        sources["vader"] = random.Random(SEED).sample(sources["vader"], cap)
+def cap_vader(sources: dict[str, list[Row]], cap: int, movie_cap: int | None = None) -> None:
+    """Fixed samples: at most ``movie_cap`` movie-review snippets (nearly all polar, and far
+    from support traffic), then at most ``cap`` VADER sentences in all."""
+    rows = sources["vader"]
+    movies = [r for r in rows if r.source == "vader:movieReviewSnippets"]
+    if movie_cap is not None and len(movies) > movie_cap:
+        keep = set(random.Random(SEED).sample(movies, movie_cap))
+        rows = [r for r in rows if r.source != "vader:movieReviewSnippets" or r in keep]
+    if len(rows) > cap:
+        rows = random.Random(SEED).sample(rows, cap)
+    sources["vader"] = rows
+
+
+def is_general_dev(text: str) -> bool:
+    digest = hashlib.sha256(b"general-dev:" + text.strip().encode()).digest()
+    return int.from_bytes(digest[:4], "big") % GENERAL_DEV_SHARE == 0
+
+
+def split_general_dev(sources: dict[str, list[Row]]) -> dict[str, list[Row]]:
+    """Hold out one in ten airline-train rows and VADER tweets: a dev set from the training
+    sources for choices made after training (the sentiment bias), never trained on."""
+    dev = {
+        "airline": [r for r in sources["airline"] if is_general_dev(r.text)],
+        "vader_tweets": [
+            r for r in sources["vader"] if r.source == "vader:tweets" and is_general_dev(r.text)
+        ],
+    }
+    sources["airline"] = [r for r in sources["airline"] if not is_general_dev(r.text)]
+    sources["vader"] = [
+        r for r in sources["vader"] if not (r.source == "vader:tweets" and is_general_dev(r.text))
+    ]
+    return dev
+
+
+def prepare_sources(
+    data_dir: Path, support: Path, work_dir: Path, record: dict
+) -> tuple[dict[str, list[Row]], dict[str, list[Row]]]:
+    """Training sources and the general dev split, as a training record describes them (the
+    defaults reproduce runs recorded before these options existed)."""
+    sources = load_all(
+        data_dir,
+        support,
+        work_dir / "cache",
+        record.get("vader_neutral_band", 0.5),
+        record.get("support_extra", False),
+    )
+    general_dev = split_general_dev(sources) if record.get("general_dev", False) else {}
+    cap_vader(sources, record.get("vader_cap", 10000), record.get("vader_movie_cap"))
+    return sources, general_dev
 
 
 def sentiment_prior(rows: list[Row]) -> list[float]:
@@ -345,7 +392,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--trainable-layers", type=int, default=3, help="top layers to train (6 = all)")
-    parser.add_argument("--vader-cap", type=int, default=10000, help="VADER sentences used (a fixed sample)")
+    parser.add_argument("--vader-cap", type=int, default=30000, help="VADER sentences used (a fixed sample)")
+    parser.add_argument(
+        "--vader-movie-cap", type=int, default=3000, help="VADER movie-review snippets used (a fixed sample)"
+    )
+    parser.add_argument(
+        "--vader-neutral-band",
+        type=float,
+        default=1.0,
+        help="VADER sentences with |mean valence| <= this (scale -4..4) count as neutral",
+    )
+    parser.add_argument(
+        "--general-dev",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold out 10%% of airline-train rows and VADER tweets as a dev set (for the sentiment bias)",
+    )
+    parser.add_argument(
+        "--support-extra",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train on the train-only messages in models/data/support_train_extra",
+    )
     parser.add_argument("--support-repeat", type=int, default=8)
     parser.add_argument("--stress-weight", type=float, default=2.0, help="weight of the stress loss")
     parser.add_argument("--target-recall", type=float, default=0.92)
@@ -358,14 +426,21 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(SEED)
     torch.set_num_threads(args.threads)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    sources = load_all(args.data_dir, args.support, args.work_dir / "cache")
-    cap_vader(sources, args.vader_cap)
+    data_options = {
+        "vader_neutral_band": args.vader_neutral_band,
+        "vader_cap": args.vader_cap,
+        "vader_movie_cap": args.vader_movie_cap,
+        "general_dev": args.general_dev,
+        "support_extra": args.support_extra,
+    }
+    sources, general_dev = prepare_sources(args.data_dir, args.support, args.work_dir, data_options)
     support_train, dev = split_support(sources)
     log(
         args.work_dir,
         "sources: "
         + ", ".join(f"{k}={len(v)}" for k, v in sources.items())
-        + f"; support train={len(support_train)} dev={len(dev)}",
+        + f"; support train={len(support_train)} dev={len(dev)}; general dev "
+        + ", ".join(f"{k}={len(v)}" for k, v in general_dev.items()),
     )
     tok = tokenizer()
     net = TriageNet.from_pretrained()
@@ -380,10 +455,10 @@ def main(argv: list[str] | None = None) -> int:
             "sources": {k: len(v) for k, v in sources.items()},
             "support_train_rows": len(support_train),
             "epochs": args.epochs if args.mode == "finetune" else 0,
-        "trainable_layers": args.trainable_layers if args.mode == "finetune" else 0,
-        "support_repeat": args.support_repeat,
-        "stress_weight": args.stress_weight,
-        "vader_cap": args.vader_cap,
+            "trainable_layers": args.trainable_layers if args.mode == "finetune" else 0,
+            "support_repeat": args.support_repeat,
+            "stress_weight": args.stress_weight,
+            **data_options,
             "rows_per_epoch": args.rows_per_epoch if args.mode == "finetune" else 0,
         }
     )
