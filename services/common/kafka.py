@@ -119,9 +119,17 @@ def faust_config(settings: KafkaSettings, topics: TopicSettings) -> dict[str, An
 
     Faust creates its table changelog topics itself (compacted, topics.partitions partitions);
     the project's own topics must already exist (cctriage_common.topics.ensure_topics).
+
+    The broker URLs name cctriage_common.faust_transport: faust's aiokafka transport with the
+    fix for records handed out across the post-rebalance seek, which faust 0.15 commits as a
+    "gap" without processing (events lost after a worker is killed and restarted; see
+    docs/broker.md, "faust loses records around the post-rebalance seek").
     """
+    from cctriage_common import faust_transport  # imports faust: only for faust apps
+
+    scheme = faust_transport.register()
     return {
-        "broker": ";".join(f"kafka://{server}" for server in settings.bootstrap_servers.split(",")),
+        "broker": ";".join(f"{scheme}://{server}" for server in settings.bootstrap_servers.split(",")),
         "broker_session_timeout": settings.session_timeout_ms / 1000,
         "broker_heartbeat_interval": settings.heartbeat_interval_ms / 1000,
         "broker_rebalance_timeout": settings.rebalance_timeout_ms / 1000,

@@ -23,7 +23,10 @@ def test_production_overrides_and_several_brokers():
         {"KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092", "CCTRIAGE_KAFKA_PRODUCER_MAX_BATCH_BYTES": "65536"},
     )
     assert producer_config(settings)["max_batch_size"] == 65536
-    assert faust_config(settings, TopicSettings())["broker"] == "kafka://k1:9092;kafka://k2:9092"
+    assert (
+        faust_config(settings, TopicSettings())["broker"]
+        == "cctriage-kafka://k1:9092;cctriage-kafka://k2:9092"
+    )
 
 
 def test_heartbeat_must_fit_the_session():
