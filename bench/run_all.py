@@ -135,7 +135,7 @@ def pipeline(figures: Figures, quick: bool) -> dict:
     import pipeline_bench
 
     # results_path=None: the pipeline bench's own JSON stays that of its own last run.
-    small = {"messages": 400, "latency_seconds": 4.0} if quick else {}
+    small = {"messages": 400, "latency_seconds": 3.0, "rounds": 1} if quick else {}
     result = _call(pipeline_bench.run, quick=quick, results_path=None, **small)
     model_rate = result["model_only_messages_per_s_mean"]
     e2e = result["end_to_end_messages_per_s"]
