@@ -522,6 +522,11 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
             LOG_LEVEL="WARNING",
         )
         target, routing = start_process(environ)
+        from cctriage_triage.settings import TriageSettings
+
+        # The worker as shipped: its own defaults (the test factory's are for fast tests).
+        shipped = TriageSettings()
+        threads = args.threads or shipped.model_threads
         factory = WorkerFactory(
             bootstrap,
             prefix,
@@ -530,7 +535,8 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
             partitions=args.partitions,
             extra_env={
                 "TRIAGE_ROUTING_TOKEN": triage_token,
-                "TRIAGE_MODEL_THREADS": str(args.threads),
+                "TRIAGE_MODEL_THREADS": str(threads),
+                "TRIAGE_ROUTING_BACKOFF_MAX_S": str(shipped.routing_backoff_max_s),
                 "TRIAGE_LOG_LEVEL": "warning",
                 "TRIAGE_CREATE_TOPICS": "false",
             },
@@ -713,7 +719,7 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
                 "agents": args.agents,
                 "agent_pace": args.pace,
                 "partitions": args.partitions,
-                "model_threads": args.threads,
+                "model_threads": threads,
                 "conversations_started": traffic.conversations,
                 "customer_messages_published": published,
                 "events_published": events,
@@ -769,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=60)
     parser.add_argument("--pace", type=float, default=0.5, help="scales the agents' handle/wrap-up times")
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2, help="ONNX threads per worker")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX threads per worker; 0 = its default")
     parser.add_argument("--max-slope", type=float, default=1.0, help="MB/min allowed per service process")
     parser.add_argument("--p99-factor", type=float, default=2.0)
     parser.add_argument("--out", type=Path, help="JSON path (default bench/results/soak-<UTC time>.json)")
