@@ -54,3 +54,24 @@ def test_faust_config_uses_the_project_transport():
     from faust.transport import drivers
 
     assert drivers.by_url(config["broker"]) is faust_transport.Transport
+
+
+def _consumer():
+    import faust
+
+    app = faust.App("cctriage-transport-test", broker=f"{faust_transport.register()}://127.0.0.1:1")
+    consumer = app.consumer  # built, not started: no connection
+    assert isinstance(consumer, faust_transport.Consumer)
+    return consumer
+
+
+def test_no_commit_past_an_unacked_record_at_the_committed_offset():
+    from faust.types import TP
+
+    consumer = _consumer()
+    tp = TP("events", 0)
+    consumer._committed_offset[tp] = 560  # Kafka's committed offset: 560 is the next to read
+    consumer._acked[tp] = [561, 562]
+    assert consumer._new_offset(tp) is None  # faust alone would commit 563 past 560
+    consumer._acked[tp] = [560, 561, 562]
+    assert consumer._new_offset(tp) == 563
