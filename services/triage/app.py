@@ -116,8 +116,11 @@ routing = RoutingDelivery(
 @app.agent(support_events)
 async def score_messages(stream: faust.StreamT) -> None:
     await Model.loaded.wait()
-    async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        await triage.accept(batch)
+    # Event by event, not take_events: the scorer batches whatever waits while the model runs
+    # (dynamic batching, no window to wait out). take_events woke every ``within`` seconds
+    # through mode's wait_first even when idle, and added that window to every event's latency.
+    async for event in stream.events():
+        await triage.accept([event])
 
 
 @app.agent(conversation_flags)

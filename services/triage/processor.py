@@ -133,7 +133,8 @@ class Triage:
         self._batches = 0
         self._writer: asyncio.Future | None = None
         self._scorer: asyncio.Future | None = None
-        self._queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=2)
+        # Up to two full batches wait while the model runs; then the agent waits (backpressure).
+        self._queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=2 * batch_size)
         self.batch_size = batch_size
         self.run_size = run_size
         # State of batches scored but not yet in the table (their writer is still running).
@@ -144,13 +145,13 @@ class Triage:
     # -- the batch -------------------------------------------------------------------------------
 
     async def accept(self, batch: Sequence[Any]) -> None:
-        """Take a batch from the agent; it is scored and written in the background, in order.
+        """Take events from the agent; they are scored and written in the background, in order.
 
         Each event's message is held with an extra reference, so faust's own ack when the agent
-        body returns does not make its offset committable; the writer releases it once the
-        outputs are acked and the state is in the changelog. Returning at once lets faust buffer
-        the next batch while the model runs (``take_events`` does not buffer while its body
-        runs); at most two batches wait here, then the agent waits (backpressure).
+        moves on does not make its offset committable; the writer releases it once the outputs
+        are acked and the state is in the changelog. Returning at once lets the agent go on
+        reading while the model runs; whatever waits when the scorer is free becomes its next
+        batch (up to ``batch_size``). At most ``2 * batch_size`` wait here, then the agent waits.
         """
         for event in batch:
             transport.take(event.message)
@@ -162,7 +163,8 @@ class Triage:
     async def _score_batches(self) -> None:
         while True:
             batch = await self._queue.get()
-            # Merge what waits, up to a full ONNX batch: fewer, fuller runs when busy.
+            # Merge what waits, up to a full batch: fewer, fuller ONNX runs when busy, no
+            # waiting when idle.
             while not self._queue.empty() and len(batch) < self.batch_size:
                 batch.extend(self._queue.get_nowait())
                 self._queue.task_done()

@@ -62,10 +62,6 @@ class TriageSettings:
         "Most messages per ONNX run: a batch's messages are sorted by length and cut into runs "
         "of this many (little padding; 8 measured fastest on support messages).",
     )
-    batch_within_s: float = env_field(
-        "TRIAGE_BATCH_WITHIN_S", 0.005,
-        "Longest wait to fill a batch, in seconds (latency paid when traffic is light).",
-    )
     gil_switch_interval_s: float = env_field(
         "TRIAGE_GIL_SWITCH_INTERVAL_S", 0.0005,
         "Python's thread switch interval. The ONNX thread needs the interpreter between its native "
