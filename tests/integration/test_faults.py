@@ -241,15 +241,6 @@ def _assert_not_doubled(placement: dict[str, list[str]], accepted: dict[str, set
         )
 
 
-@pytest.mark.xfail(
-    raises=EventsLost,
-    strict=False,
-    reason="known defect (issue 2/5): after kill -9 of a worker while events flow and an immediate "
-    "restart, customer messages published around the kill (and in some runs for seconds after "
-    "it) are never scored, with the new worker ready, its lag 0 and its committed offsets at the "
-    "end; 8 of 12 runs on 2026-11-22, 2 of 3 on a clean checkout. Any other failure (a double "
-    "assignment, a slow recovery) fails.",
-)
 def test_kill_9_of_a_triage_worker_under_load_loses_no_event_and_assigns_nobody_twice(
     kafka_bootstrap, topics, tmp_path, started, request
 ):
