@@ -61,10 +61,10 @@ ABANDONED_REASONS = (events_pb2.CLOSE_REASON_ABANDONED, events_pb2.CLOSE_REASON_
 def acting_for(event: Any) -> Iterator[None]:
     """Make ``event`` faust's current event while writing the table.
 
-    A faust table writes its changelog to the partition of the current event. Inside
-    ``take_events`` the current event is the last one buffered, which may belong to another
-    partition; the state of a conversation must go to its own event's partition, or a worker
-    recovering that partition would not find it.
+    A faust table writes its changelog to the partition of the current event. When a batch is
+    written, the current event is whichever one the agent read last, which may belong to
+    another partition; the state of a conversation must go to its own event's partition, or a
+    worker recovering that partition would not find it.
     """
     token = faust_streams._current_event.set(weakref.ref(event))
     try:
