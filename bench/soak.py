@@ -444,11 +444,14 @@ def plot(result: dict, path: Path) -> bool:
         return False
     samples = result["samples"]
     t = [s["t"] / 60 for s in samples]
-    fig, axes = plt.subplots(3, 1, figsize=(8, 8.5), sharex=True)
+    fig, axes = plt.subplots(4, 1, figsize=(8, 10.5), sharex=True)
     for role in result["processes"]:
         axes[0].plot(t, [s["rss_mb"].get(role) for s in samples], label=role)
+        axes[3].plot(t, [s["cpu_cores"].get(role) for s in samples], label=role, lw=0.9)
     axes[0].set_ylabel("RSS (MB)")
     axes[0].legend(loc="upper left", fontsize=8, ncol=4)
+    axes[3].set_ylabel("CPU (cores)")
+    axes[3].legend(loc="upper left", fontsize=8, ncol=4)
     lat = [s for s in samples if s.get("latency")]
     axes[1].plot([s["t"] / 60 for s in lat], [s["latency"]["p50_ms"] for s in lat], label="p50")
     axes[1].plot([s["t"] / 60 for s in lat], [s["latency"]["p99_ms"] for s in lat], label="p99")
@@ -460,7 +463,7 @@ def plot(result: dict, path: Path) -> bool:
         result["soak"]["rate_messages_per_s"], color="grey", lw=0.8, ls="--", label="offered rate"
     )
     axes[2].set_ylabel("messages")
-    axes[2].set_xlabel("minutes")
+    axes[3].set_xlabel("minutes")
     axes[2].legend(loc="upper left", fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -813,7 +816,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--p99-factor", type=float, default=2.0)
     parser.add_argument("--out", type=Path, help="JSON path (default bench/results/soak-<UTC time>.json)")
     parser.add_argument("--plot", type=Path, default=PLOT, help="PNG path (default docs/img/soak.png)")
+    parser.add_argument(
+        "--replot", type=Path, metavar="SOAK_JSON", help="draw the PNG of a result; run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        return 0 if plot(json.loads(args.replot.read_text()), args.plot) else 2
 
     # SIGTERM unwinds like Ctrl+C, so every process started here is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
