@@ -234,7 +234,7 @@ def adjust_for_priors(net: TriageNet, training: dict, args: argparse.Namespace) 
     with torch.no_grad():
         net.stress.bias -= math.log(raw / (1.0 - raw))
     temperature = 1.0
-    if args.stress_temperature is None:
+    if args.stress_temperature < 0:
         temperature = fit_stress_temperature(net, dev, training["max_tokens"])
     elif args.stress_temperature > 0:
         temperature = args.stress_temperature
@@ -275,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stress-temperature",
         type=float,
-        default=None,
-        help="divide the recentred stress logit by this (default: fitted on the support dev split; 0 = off)",
+        default=0.0,
+        help="divide the recentred stress logit by this (0 = off; -1 = fit on the support dev split)",
     )
     parser.add_argument(
         "--target-recall",

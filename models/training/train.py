@@ -392,26 +392,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--trainable-layers", type=int, default=3, help="top layers to train (6 = all)")
-    parser.add_argument("--vader-cap", type=int, default=30000, help="VADER sentences used (a fixed sample)")
+    parser.add_argument("--vader-cap", type=int, default=10000, help="VADER sentences used (a fixed sample)")
     parser.add_argument(
-        "--vader-movie-cap", type=int, default=3000, help="VADER movie-review snippets used (a fixed sample)"
+        "--vader-movie-cap", type=int, default=None, help="VADER movie-review snippets kept (default all)"
     )
     parser.add_argument(
         "--vader-neutral-band",
         type=float,
-        default=1.0,
+        default=0.5,
         help="VADER sentences with |mean valence| <= this (scale -4..4) count as neutral",
     )
     parser.add_argument(
         "--general-dev",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="hold out 10%% of airline-train rows and VADER tweets as a dev set (for the sentiment bias)",
     )
     parser.add_argument(
         "--support-extra",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="also train on the train-only messages in models/data/support_train_extra",
     )
     parser.add_argument("--support-repeat", type=int, default=8)
