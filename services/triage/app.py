@@ -21,6 +21,7 @@ from cctriage_common.kafka import faust_config
 from cctriage_triage import metrics, transport
 from cctriage_triage.delivery import RoutingDelivery
 from cctriage_triage.processor import Triage
+from cctriage_triage.retention import ConversationTable, Retention
 from cctriage_triage.settings import load_settings
 from faust.exceptions import ConsumerNotStarted
 from mode import Service
@@ -72,12 +73,19 @@ message_scores = _topic(declared.MESSAGE_SCORES)
 conversation_flags = _topic(declared.CONVERSATION_FLAGS)
 supervisor_alerts = _topic(declared.SUPERVISOR_ALERTS)
 
-conversations = app.Table(
-    "conversations",
-    default=None,
-    partitions=settings.partitions,
-    # JSON both ways so keys recovered from the changelog are str again, as when written.
-    schema=faust.Schema(key_serializer="json", value_serializer="json"),
+# Closed conversations leave the table after a grace, idle ones after a TTL (retention.py).
+retention = Retention(settings.closed_grace_s, settings.idle_ttl_s)
+conversations = app.tables.add(
+    ConversationTable(
+        app,
+        name="conversations",
+        default=None,
+        beacon=app.tables.beacon,
+        partitions=settings.partitions,
+        # JSON both ways so keys recovered from the changelog are str again, as when written.
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        retention=retention,
+    )
 )
 
 
@@ -95,6 +103,7 @@ class Model:
 triage = Triage(
     config=settings.policy,
     conversations=conversations,
+    retention=retention,
     message_scores=message_scores,
     conversation_flags=conversation_flags,
     supervisor_alerts=supervisor_alerts,

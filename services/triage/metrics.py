@@ -13,7 +13,8 @@ RATIO_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 EVENTS = Counter(
     "cctriage_triage_events_total",
     "Support events processed (outputs written, offset committable), by outcome: scored (customer "
-    "message), applied (other events), duplicate (event id seen before), dead_lettered, after_close.",
+    "message), applied (other events), duplicate (event id seen before), dead_lettered, after_close, "
+    "late (older than the grace, of a conversation no longer in the table: dropped).",
     ["outcome"],
 )
 INFERENCE_BATCH_SIZE = Histogram(
@@ -80,3 +81,17 @@ CONSUMER_LAG = Gauge(
 )
 MODEL_INFO = Gauge("cctriage_triage_model_info", "1 for the loaded model version.", ["version"])
 READY = Gauge("cctriage_triage_ready", "1 when the model is loaded and partitions are assigned.")
+TABLE_CONVERSATIONS = Gauge(
+    "cctriage_triage_table_conversations",
+    "Conversations in this worker's conversation table (its partitions): open ones, and closed "
+    "ones within the grace.",
+)
+EVICTED_CONVERSATIONS = Counter(
+    "cctriage_triage_evicted_conversations_total",
+    "Conversations deleted from the table (a changelog tombstone), by reason: closed (the grace "
+    "after the close passed), idle (no event for the idle TTL; withdrawn from routing if routed).",
+    ["reason"],
+)
+# Both reasons exist from the start (0), so a rate() over them has a series before the first one.
+for _reason in ("closed", "idle"):
+    EVICTED_CONVERSATIONS.labels(_reason)

@@ -4,13 +4,16 @@
 
 1. decodes and validates every event (cctriage_common.events); an invalid one goes to the
    dead-letter topic with its original bytes and the reason, and the batch goes on;
-2. drops events whose id the conversation has seen (re-publishes, replays after a crash);
+2. drops events whose id the conversation has seen (re-publishes, replays after a crash),
+   and late events of conversations no longer in the table (retention.py);
 3. scores all customer messages of the batch in one ONNX run, in a worker thread so the
    event loop keeps heart-beating, serving /metrics and delivering flags meanwhile;
-4. applies the events to the conversations in order (state.py, policy.py);
+4. applies the events to the conversations in order (state.py, policy.py), then picks the
+   conversations whose time in the table is up on stream time (retention.py): closed ones
+   after the grace, idle ones after the TTL (a routed idle one is withdrawn);
 5. writes every output and waits until the broker has acknowledged each one;
-6. only then writes the new conversation states to the table (its changelog), and releases
-   the events' acks.
+6. only then writes the new conversation states to the table (its changelog), deletes the
+   evicted ones (a tombstone each), and releases the events' acks.
 
 Steps 5 and 6 run in the background, overlapping the scoring of the next batch, but an event
 is acked (its offset committable) only at the end of 6, so an offset is committed only after
@@ -40,6 +43,7 @@ from cctriage_common import events as support_events
 from cctriage_common.deadletter import DeadLetter, Reason, Stage, dead_letter_record
 from cctriage_triage import batching, metrics, policy, transport
 from cctriage_triage.policy import Action, PolicyConfig, Turn
+from cctriage_triage.retention import IDLE, Retention
 from cctriage_triage.state import CloseKind, ConversationState, FlagOutcome, Severity
 from faust import streams as faust_streams
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -121,9 +125,12 @@ class Triage:
         on_fatal: Callable[[BaseException], Awaitable[None]],
         batch_size: int = 64,
         run_size: int = 8,
+        retention: Retention | None = None,
     ) -> None:
         self.config = config
         self.conversations = conversations
+        # When closed and idle conversations leave the table (stream time, per partition).
+        self.retention = retention if retention is not None else Retention()
         self.message_scores = message_scores
         self.conversation_flags = conversation_flags
         self.supervisor_alerts = supervisor_alerts
@@ -137,8 +144,9 @@ class Triage:
         self._queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=2 * batch_size)
         self.batch_size = batch_size
         self.run_size = run_size
-        # State of batches scored but not yet in the table (their writer is still running).
-        self._unwritten: dict[str, tuple[int, dict[str, Any]]] = {}
+        # State of batches scored but not yet in the table (their writer is still running);
+        # None: deleted from the table by that batch.
+        self._unwritten: dict[str, tuple[int, dict[str, Any] | None]] = {}
         # ONNX Runtime releases the GIL; one thread keeps runs in order and the loop free.
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="onnx")
 
@@ -189,16 +197,28 @@ class Triage:
         states: dict[str, ConversationState] = {}
         last_event: dict[str, Any] = {}
         items: list[_Item] = []
+        newest: dict[int, _Item] = {}  # per partition, its last event of the batch
 
         for event in batch:
             item = self._validate(event, outputs)
             if item is None:
                 continue
             conversation_id = item.decoded.conversation_id
+            partition = event.message.partition
+            newest[partition] = item
             state = states.get(conversation_id)
             if state is None:
                 state = self._load(conversation_id)
+                if state is None:
+                    if self.retention.is_late(partition, item.at):
+                        # Not in the table, and older than the grace: most likely an event of a
+                        # conversation already evicted. A new state from it could route a closed
+                        # conversation again.
+                        outputs.outcomes["late"] += 1
+                        continue
+                    state = ConversationState(conversation_id)
                 states[conversation_id] = state
+            self.retention.advance(partition, item.at)
             if state.seen_before(item.decoded.event_id):
                 outputs.outcomes["duplicate"] += 1
                 continue
@@ -221,13 +241,50 @@ class Triage:
                 continue
             self._apply(item, states[item.decoded.conversation_id], outputs)
 
+        for conversation_id, event in last_event.items():
+            state = states[conversation_id]
+            self.retention.track(event.message.partition, conversation_id, state.closed, state.last_event_at)
+        removed = self._evict(newest, states, last_event, outputs)
         snapshots = {cid: states[cid].to_dict() for cid in last_event}
         for conversation_id, snapshot in snapshots.items():
             self._unwritten[conversation_id] = (number, snapshot)
+        for conversation_id in removed:
+            self._unwritten[conversation_id] = (number, None)
         previous = self._writer
         self._writer = asyncio.ensure_future(
-            self._finish(number, previous, outputs, snapshots, last_event, list(batch))
+            self._finish(number, previous, outputs, snapshots, last_event, list(batch), removed)
         )
+
+    def _evict(
+        self, newest: dict[int, _Item], states: dict[str, ConversationState], last_event: dict[str, Any],
+        outputs: Outputs,
+    ) -> dict[str, tuple[Any, str]]:
+        """The conversations whose time in the table is up on their partition's stream time
+        (retention.py); an idle one that was routed is withdrawn first. Returns id -> (an event
+        of its partition, to write the tombstone to that changelog partition; the reason)."""
+        removed: dict[str, tuple[Any, str]] = {}
+        for partition, trigger in newest.items():
+            for conversation_id in self.retention.due(partition):
+                state = states[conversation_id] if conversation_id in states else self._load(conversation_id)
+                if state is None:
+                    continue
+                reason = self.retention.reason(partition, state.closed, state.last_event_at)
+                if reason is None:
+                    self.retention.track(partition, conversation_id, state.closed, state.last_event_at)
+                    continue
+                if reason == IDLE:
+                    expired_at = state.last_event_at + self.retention.idle_ttl_s
+                    outcome = state.expire(self.retention.idle_ttl_s)
+                    if outcome is not None:
+                        # No event of its own causes it: flagged at the event time it expired (a
+                        # replay writes the same flag), with no event id.
+                        cause = events_pb2.SupportEvent(conversation_id=conversation_id)
+                        item = _Item(trigger.event, cause, expired_at, trigger.published)
+                        self._flag(item, state, outcome, outputs)
+                states.pop(conversation_id, None)
+                last_event.pop(conversation_id, None)
+                removed[conversation_id] = (trigger.event, reason)
+        return removed
 
     async def _finish(
         self,
@@ -237,6 +294,7 @@ class Triage:
         snapshots: dict[str, dict[str, Any]],
         last_event: dict[str, Any],
         batch: list[Any],
+        removed: dict[str, tuple[Any, str]] | None = None,
     ) -> None:
         try:
             if previous is not None:
@@ -247,6 +305,16 @@ class Triage:
                     self.conversations[conversation_id] = snapshots[conversation_id]
                 if self._unwritten.get(conversation_id, (None,))[0] == number:
                     del self._unwritten[conversation_id]
+            for conversation_id, (event, reason) in (removed or {}).items():
+                # A delete: the changelog gets a tombstone, so recovery does not bring it back.
+                with acting_for(event):
+                    if conversation_id in self.conversations:
+                        del self.conversations[conversation_id]
+                if self._unwritten.get(conversation_id, (None,))[0] == number:
+                    del self._unwritten[conversation_id]
+                metrics.EVICTED_CONVERSATIONS.labels(reason).inc()
+            if removed or last_event:
+                metrics.TABLE_CONVERSATIONS.set(len(self.conversations))
             for event in batch:
                 event.ack()
             for outcome, count in outputs.outcomes.items():
@@ -314,11 +382,12 @@ class Triage:
             value = b""  # the producer needs one of the two (a Java client may send a record with neither)
         outputs.records.append((self.dead_letters, key, value, headers))
 
-    def _load(self, conversation_id: str) -> ConversationState:
+    def _load(self, conversation_id: str) -> ConversationState | None:
+        """The conversation's state, or None when the table has none (new, or evicted)."""
         unwritten = self._unwritten.get(conversation_id)
         stored = unwritten[1] if unwritten is not None else self.conversations.get(conversation_id)
         if stored is None:
-            return ConversationState(conversation_id)
+            return None
         return ConversationState.from_dict(stored)
 
     async def _score(self, items: list[_Item], outputs: Outputs) -> None:

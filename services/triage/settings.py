@@ -72,6 +72,19 @@ class TriageSettings:
         "TRIAGE_FETCH_MAX_WAIT_MS", 20,
         "Longest a fetch waits on an idle broker; keeps each Kafka hop short on brokers that hold fetches.",
     )
+    closed_grace_s: float = env_field(
+        "TRIAGE_CLOSED_GRACE_S", 600.0,
+        "Seconds of event time a closed conversation's state stays in the table after its last "
+        "event, so late events (a duplicate close, a late message) still find it; then it is "
+        "deleted (a changelog tombstone). Also how far an unknown conversation's event may lag the "
+        "partition's newest event before it is dropped as late. Keep it above "
+        "CCTRIAGE_EVENT_MAX_FUTURE_SKEW_S plus the publishers' normal delay.",
+    )
+    idle_ttl_s: float = env_field(
+        "TRIAGE_IDLE_TTL_S", 86400.0,
+        "Seconds of event time without an event after which an open conversation (no close came) "
+        "is expired: withdrawn from routing as abandoned if it was routed, and deleted. 0 = never.",
+    )
     log_level: str = env_field("TRIAGE_LOG_LEVEL", "info", "Log level.")
     # Loaded by load_settings() from their own environment variables (README tables).
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
@@ -79,6 +92,12 @@ class TriageSettings:
     topics: TopicSettings = dataclasses.field(default_factory=TopicSettings)
 
     def validate(self) -> None:
+        if self.closed_grace_s <= 0:
+            raise SettingsError(f"TRIAGE_CLOSED_GRACE_S={self.closed_grace_s} must be positive")
+        if self.idle_ttl_s != 0 and self.idle_ttl_s <= self.closed_grace_s:
+            raise SettingsError(
+                f"TRIAGE_IDLE_TTL_S={self.idle_ttl_s} must be 0 (never) or above TRIAGE_CLOSED_GRACE_S"
+            )
         if self.batch_size < 1:
             raise SettingsError(f"TRIAGE_BATCH_SIZE={self.batch_size} must be at least 1")
         if not 0 < self.gil_switch_interval_s <= 0.1:

@@ -158,7 +158,8 @@ class ConversationState:
         return None
 
     def close(self, kind: CloseKind, sequence: int = 0) -> FlagOutcome | None:
-        """Closing withdraws a routed conversation; the compact state stays for deduplication."""
+        """Closing withdraws a routed conversation; the compact state stays for deduplication
+        until the grace after the close has passed on stream time (retention.py)."""
         if self.closed:
             return None
         self.closed = True
@@ -172,6 +173,19 @@ class ConversationState:
             Action.WITHDRAWN, self.sequence, 0, False, self.stress,
             (Reason("closed", f"conversation {kind.value}"),), close=kind,
         )
+
+    def expire(self, idle_s: float) -> FlagOutcome | None:
+        """No event for ``idle_s`` of event time and no close: the customer left. A routed
+        conversation is withdrawn as abandoned; the caller then deletes the state.
+
+        No event of this conversation causes it, so its sequence is the last one + 1: the same
+        state expires with the same sequence (and flag id) however the stream was batched or
+        replayed."""
+        outcome = self.close(CloseKind.ABANDONED)
+        if outcome is None:
+            return None
+        hours = f"{idle_s / 3600:g} h" if idle_s >= 3600 else f"{idle_s / 60:g} min"
+        return dataclasses.replace(outcome, reasons=(Reason("expired", f"no event for {hours}"),))
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import json
+import time
 
 import pytest
 from cctriage.routing.v1 import routing_pb2
@@ -17,6 +18,7 @@ from triage_support import (
     Conversation,
     flags,
     free_port,
+    partition_of,
     publish,
     read_all,
     scores,
@@ -409,3 +411,100 @@ def test_two_workers_share_the_partitions(kafka_bootstrap, topics, routing, tmp_
         for worker in (first, second):
             worker.terminate()
         assert [first.wait_exit(30), second.wait_exit(30)] == [0, 0], "both drained and exited"
+
+
+def _on_partition(partition: int, **kwargs) -> Conversation:
+    """A conversation whose id the default partitioner puts on ``partition``."""
+    while True:
+        conversation = Conversation(**kwargs)
+        if partition_of(conversation.conversation_id, PARTITIONS) == partition:
+            return conversation
+
+
+def _at(conversation: Conversation, seconds: float) -> Conversation:
+    """Its next event happens at ``seconds`` (event time), whatever came before."""
+    conversation.at = seconds - conversation.step_s
+    return conversation
+
+
+def test_closed_and_idle_conversations_leave_the_table_and_stay_gone_after_a_restart(
+    kafka_bootstrap, topics, routing, tmp_path
+):
+    # The test moves its partition's stream time with the event times it publishes: grace 60 s,
+    # idle TTL 300 s of event time (the defaults are 10 min and 24 h).
+    s = time.time() - 1000
+    angry = _on_partition(0, tier=3, start=s, step_s=5)  # routed, closed: withdrawn, then evicted
+    calm = _on_partition(0, start=s, step_s=5)  # closed: evicted
+    stalled = _on_partition(0, tier=3, start=s, step_s=5)  # routed, never closed: expires idle
+    clock = _on_partition(0, start=s, step_s=5)  # open; its events move stream time on
+    events = [angry.opened(prior_contacts=1), calm.opened(), stalled.opened(prior_contacts=1), clock.opened()]
+    calm_message = calm.customer(CALM[0])
+    calm_close = calm.closed()  # at s+15
+    events += [calm_message, calm_close]
+    events += [angry.customer(t) for t in ESCALATING] + [stalled.customer(t) for t in ESCALATING]
+    events += [angry.closed(), calm_close]  # angry closes at s+35; calm's close once more
+
+    def metric(worker, name, **labels):
+        return worker.metric(f"cctriage_triage_{name}", labels)
+
+    with _factory(kafka_bootstrap, topics, tmp_path, routing.target) as factory:
+        env = {"TRIAGE_CLOSED_GRACE_S": "60", "TRIAGE_IDLE_TTL_S": "300"}
+        worker = factory.start(**env).wait_ready(90)
+        topic = factory.topic("support-events")
+        publish(kafka_bootstrap, topic, events)
+        wait_for(lambda: metric(worker, "events_total") == len(events), 90, what="all processed")
+        wait_for(lambda: routing.finished(angry.conversation_id), 60, what="angry withdrawn on close")
+        wait_for(lambda: routing.conversation(stalled.conversation_id), 60, what="stalled routed")
+        assert metric(worker, "events_total", outcome="duplicate") == 1, (
+            "a second close within the grace still finds the conversation"
+        )
+        assert metric(worker, "table_conversations") == 4
+        assert metric(worker, "evicted_conversations_total") == 0
+
+        # Stream time s+100: the 60 s grace after angry's (s+35) and calm's (s+15) close is over.
+        publish(kafka_bootstrap, topic, [_at(clock, s + 100).customer(CALM[1])])
+        wait_for(
+            lambda: metric(worker, "evicted_conversations_total", reason="closed") == 2, 60,
+            what="both closed conversations evicted",
+        )
+        assert metric(worker, "table_conversations") == 2
+        # A late angry message of the evicted conversation (written before its close) must not
+        # start a new conversation, which would be routed again.
+        publish(kafka_bootstrap, topic, [_at(angry, s + 33).customer(ESCALATING[-1])])
+        wait_for(lambda: metric(worker, "events_total", outcome="late") == 1, 60, what="late event")
+        assert metric(worker, "table_conversations") == 2
+        assert routing.new_routes == {angry.conversation_id: 1, stalled.conversation_id: 1}
+        assert routing.conversation(angry.conversation_id) is None, "still withdrawn"
+
+        # The changelog ends with a tombstone for each, so recovery does not bring them back.
+        changelog = read_all(kafka_bootstrap, f"{factory.app_id}-conversations-changelog")
+        last = {json.loads(r.key): r.value for r in changelog}
+        assert last[angry.conversation_id] is None and last[calm.conversation_id] is None
+        assert last[stalled.conversation_id] is not None
+
+        assert worker.stop(30) == 0
+        again = factory.start(**env).wait_ready(90)
+        wait_for(lambda: metric(again, "table_conversations") == 2, 30, what="recovered table size")
+        # Stream time comes back with the table: a late event is still late on the new worker.
+        publish(kafka_bootstrap, topic, [_at(calm, s + 12).agent("It ships tomorrow.")])
+        wait_for(lambda: metric(again, "events_total", outcome="late") == 1, 60, what="late after restart")
+        assert metric(again, "table_conversations") == 2, "evicted conversations not recovered"
+
+        # Stream time s+340: stalled's last event (s+30) is more than the idle TTL (300 s) ago.
+        publish(kafka_bootstrap, topic, [_at(clock, s + 340).customer(CALM[2])])
+        done = wait_for(lambda: routing.finished(stalled.conversation_id), 60, what="stalled withdrawn")
+        assert done.status == routing_pb2.CONVERSATION_STATUS_WITHDRAWN
+        wait_for(lambda: metric(again, "evicted_conversations_total", reason="idle") == 1, 30, what="idle")
+        assert metric(again, "table_conversations") == 1, "only clock is left"
+        stalled_flags = sorted(
+            (f for f in flags(kafka_bootstrap, factory.topic("conversation-flags"))
+             if f.conversation_id == stalled.conversation_id),
+            key=lambda f: f.sequence,
+        )
+        expiry = stalled_flags[-1]
+        assert expiry.action == triage_pb2.FLAG_ACTION_WITHDRAWN
+        assert expiry.withdraw_reason == routing_pb2.WITHDRAW_REASON_ABANDONED
+        assert [r.code for r in expiry.reasons] == ["expired"]
+        assert expiry.sequence == stalled_flags[-2].sequence + 1
+        # Flagged at the event time it expired (last event + TTL), not when the worker noticed.
+        assert abs(expiry.flagged_at.ToNanoseconds() / 1e9 - (s + 30 + 300)) < 0.01
