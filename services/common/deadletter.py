@@ -55,6 +55,7 @@ class Reason(enum.StrEnum):
     UNSUPPORTED_EVENT = "unsupported_event"  # no payload, or a payload kind this version ignores
     TOO_LARGE = "too_large"  # over the size the service accepts
     PROCESSING_FAILED = "processing_failed"  # valid input, but processing raised
+    LATE_EVENT = "late_event"  # older than the retention window, for a conversation no longer held
 
 
 class Stage(enum.StrEnum):

@@ -13,8 +13,8 @@ RATIO_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 EVENTS = Counter(
     "cctriage_triage_events_total",
     "Support events processed (outputs written, offset committable), by outcome: scored (customer "
-    "message), applied (other events), duplicate (event id seen before), dead_lettered, after_close, "
-    "late (older than the grace, of a conversation no longer in the table: dropped).",
+    "message), applied (other events), duplicate (event id seen before), dead_lettered (late events of "
+    "conversations no longer in the table included: reason late_event), after_close.",
     ["outcome"],
 )
 INFERENCE_BATCH_SIZE = Histogram(

@@ -213,8 +213,13 @@ class Triage:
                     if self.retention.is_late(partition, item.at):
                         # Not in the table, and older than the grace: most likely an event of a
                         # conversation already evicted. A new state from it could route a closed
-                        # conversation again.
-                        outputs.outcomes["late"] += 1
+                        # conversation again, so it is not applied; it is kept, with the reason,
+                        # in the dead-letter topic (a publisher whose clock lags shows up there).
+                        self._dead_letter(
+                            outputs, event, Reason.LATE_EVENT, Stage.PROCESS, "occurred_at", None,
+                            "older than TRIAGE_CLOSED_GRACE_S behind its partition's newest event, "
+                            "for a conversation the worker no longer holds",
+                        )
                         continue
                     state = ConversationState(conversation_id)
                 states[conversation_id] = state

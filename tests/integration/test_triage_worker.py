@@ -469,9 +469,13 @@ def test_closed_and_idle_conversations_leave_the_table_and_stay_gone_after_a_res
         )
         assert metric(worker, "table_conversations") == 2
         # A late angry message of the evicted conversation (written before its close) must not
-        # start a new conversation, which would be routed again.
-        publish(kafka_bootstrap, topic, [_at(angry, s + 33).customer(ESCALATING[-1])])
-        wait_for(lambda: metric(worker, "events_total", outcome="late") == 1, 60, what="late event")
+        # start a new conversation, which would be routed again; it is kept in the dead-letter
+        # topic with the reason.
+        publish(kafka_bootstrap, topic, [late := _at(angry, s + 33).customer(ESCALATING[-1])])
+        wait_for(lambda: metric(worker, "dead_letters_total", reason="late_event") == 1, 60, what="late event")
+        dead = wait_for(lambda: read_all(kafka_bootstrap, factory.topic("support-events-dlq")), 30, what="dlq")
+        assert dead[-1].value == late.SerializeToString()
+        assert dict(dead[-1].headers)["dlq.reason"] == b"late_event"
         assert metric(worker, "table_conversations") == 2
         assert routing.new_routes == {angry.conversation_id: 1, stalled.conversation_id: 1}
         assert routing.conversation(angry.conversation_id) is None, "still withdrawn"
@@ -487,7 +491,9 @@ def test_closed_and_idle_conversations_leave_the_table_and_stay_gone_after_a_res
         wait_for(lambda: metric(again, "table_conversations") == 2, 30, what="recovered table size")
         # Stream time comes back with the table: a late event is still late on the new worker.
         publish(kafka_bootstrap, topic, [_at(calm, s + 12).agent("It ships tomorrow.")])
-        wait_for(lambda: metric(again, "events_total", outcome="late") == 1, 60, what="late after restart")
+        wait_for(
+            lambda: metric(again, "dead_letters_total", reason="late_event") == 1, 60, what="late after restart"
+        )
         assert metric(again, "table_conversations") == 2, "evicted conversations not recovered"
 
         # Stream time s+340: stalled's last event (s+30) is more than the idle TTL (300 s) ago.
