@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 from cctriage_common.broker import (
@@ -21,6 +23,9 @@ from cctriage_common.broker import (
     kafka_broker,
     wait_until_ready,
 )
+from cctriage_common.topics import ALL, SUPPORT_EVENTS
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
 
 
 def test_an_open_port_that_does_not_speak_kafka_is_not_ready():
@@ -80,3 +85,84 @@ def test_cli_runs_until_sigterm_then_exits_cleanly(tmp_path):
         if cli.poll() is None:
             cli.kill()
             cli.wait(5)
+
+
+def _child_pids() -> set[int]:
+    """Pids whose parent is this test process (from /proc: no library needed)."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():
+            children.add(int(stat.parent.name))
+    return children
+
+
+def test_kafka_bootstrap_servers_points_every_tool_at_an_external_kafka(tmp_path, monkeypatch):
+    # A real broker started here, on its own port, stands in for the external Kafka. With only
+    # the environment variable set, nothing else may start a broker, and the topics CLI and the
+    # publishing CLI must both land on that one.
+    with EmbeddedBroker(data_dir=tmp_path / "external") as external:
+        prefix = f"ext-{uuid.uuid4().hex[:8]}."
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": external.bootstrap, "CCTRIAGE_TOPIC_PREFIX": prefix}
+        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", external.bootstrap)
+
+        before = _child_pids()
+        with kafka_broker() as bootstrap:
+            assert bootstrap == external.bootstrap
+            assert _child_pids() == before, "an embedded broker was started anyway"
+
+        port = free_port()
+        broker_cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cctriage_common.broker",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert broker_cli.returncode == 0, broker_cli.stderr
+        assert "not starting an embedded broker" in broker_cli.stdout + broker_cli.stderr
+        assert "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1" not in broker_cli.stdout
+
+        topics_cli = subprocess.run(
+            [sys.executable, "-m", "cctriage_common.topics", "create"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert topics_cli.returncode == 0, topics_cli.stderr
+        admin = KafkaAdminClient(bootstrap_servers=external.bootstrap)
+        try:
+            on_external = {name for name in admin.list_topics() if name.startswith(prefix)}
+        finally:
+            admin.close()
+        assert on_external == {prefix + spec.name for spec in ALL}
+
+        example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "events.jsonl"
+        publish_cli = subprocess.run(
+            [sys.executable, "-m", "cctriage_publish", str(example)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert publish_cli.returncode == 0, publish_cli.stdout + publish_cli.stderr
+        events = len(example.read_text().splitlines())
+        consumer = KafkaConsumer(bootstrap_servers=external.bootstrap)
+        try:
+            topic = prefix + SUPPORT_EVENTS.name
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+            assert sum(consumer.end_offsets(partitions).values()) == events
+        finally:
+            consumer.close()
