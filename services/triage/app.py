@@ -112,6 +112,7 @@ triage = Triage(
     on_fatal=app.crash,
     batch_size=settings.batch_size,
     run_size=settings.model_batch_size,
+    parallel_runs=settings.model_parallel_runs,
 )
 routing = RoutingDelivery(
     settings.routing_target,
@@ -164,6 +165,7 @@ class Lifecycle(Service):
             model_dir=settings.model_dir or None,
             intra_op_threads=settings.model_threads,
             inter_op_threads=1,
+            allow_spinning=settings.model_spinning,
         )
         Model.instance = model
         Model.loaded.set()

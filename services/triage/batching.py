@@ -13,6 +13,7 @@ ceiling it compares the worker against uses the model at least as well as the wo
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,21 +24,32 @@ def score_by_length(
     texts: Sequence[str],
     run_size: int,
     on_run: Callable[[int, float], None] | None = None,
+    parallel: concurrent.futures.Executor | None = None,
 ) -> list[Any]:
     """``model.score`` for every text, in order, with runs of at most ``run_size`` similar-length texts.
 
-    ``on_run(messages, seconds)`` is called after each ONNX run (for metrics).
+    ``on_run(messages, seconds)`` is called after each ONNX run (for metrics). With ``parallel``
+    (an executor of N threads), a batch of several runs has up to N of them scored at once (an
+    ONNX session takes concurrent runs); a batch of one run is scored in the calling thread.
     """
     if run_size < 1:
         raise ValueError("run_size must be at least 1")
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    results: list[Any] = [None] * len(texts)
-    for start in range(0, len(order), run_size):
-        run = order[start : start + run_size]
+    runs = [order[start : start + run_size] for start in range(0, len(order), run_size)]
+
+    def score_run(run: list[int]) -> list[Any]:
         started = time.perf_counter()
         scores = model.score([texts[i] for i in run])
         if on_run is not None:
             on_run(len(run), time.perf_counter() - started)
+        return scores
+
+    if parallel is None or len(runs) < 2:
+        scored = [score_run(run) for run in runs]
+    else:
+        scored = list(parallel.map(score_run, runs))
+    results: list[Any] = [None] * len(texts)
+    for run, scores in zip(runs, scored, strict=True):
         for i, score in zip(run, scores, strict=True):
             results[i] = score
     return results

@@ -46,7 +46,6 @@ from cctriage_triage.policy import Action, PolicyConfig, Turn
 from cctriage_triage.retention import IDLE, Retention
 from cctriage_triage.state import CloseKind, ConversationState, FlagOutcome, Severity
 from faust import streams as faust_streams
-from google.protobuf.timestamp_pb2 import Timestamp
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +76,10 @@ def acting_for(event: Any) -> Iterator[None]:
         faust_streams._current_event.reset(token)
 
 
-def _timestamp(seconds: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
+# The labelled children, looked up once (labels() takes a lock and a dict lookup per call).
+_SENTIMENT_HISTOGRAMS = {
+    name: metrics.MESSAGE_SENTIMENT.labels(name) for name in ("negative", "neutral", "positive")
+}
 
 
 @dataclasses.dataclass
@@ -125,6 +124,7 @@ class Triage:
         on_fatal: Callable[[BaseException], Awaitable[None]],
         batch_size: int = 64,
         run_size: int = 8,
+        parallel_runs: int = 1,
         retention: Retention | None = None,
     ) -> None:
         self.config = config
@@ -149,6 +149,12 @@ class Triage:
         self._unwritten: dict[str, tuple[int, dict[str, Any] | None]] = {}
         # ONNX Runtime releases the GIL; one thread keeps runs in order and the loop free.
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="onnx")
+        # A batch of several ONNX runs (a backlog) has up to ``parallel_runs`` of them scored at
+        # once; a small batch (light load) is one run, scored by the thread above alone.
+        self.parallel = (
+            concurrent.futures.ThreadPoolExecutor(parallel_runs, thread_name_prefix="onnx-run")
+            if parallel_runs > 1 else None
+        )
 
     # -- the batch -------------------------------------------------------------------------------
 
@@ -401,7 +407,8 @@ class Triage:
         loop = asyncio.get_running_loop()
         try:
             scores = await loop.run_in_executor(
-                self.executor, batching.score_by_length, model, texts, self.run_size, _observe_run
+                self.executor, batching.score_by_length, model, texts, self.run_size, _observe_run,
+                self.parallel,
             )
         except Exception:  # noqa: BLE001 - one bad message must not stop the stream
             metrics.MODEL_ERRORS.inc()
@@ -477,11 +484,12 @@ class Triage:
             emotions=dict(scores.emotions),
             stress=scores.stress,
         )
-        message.occurred_at.CopyFrom(_timestamp(item.at))
-        message.scored_at.GetCurrentTime()
+        message.occurred_at.FromNanoseconds(int(item.at * 1e9))
+        # Not GetCurrentTime(): it goes through datetime (a visible share of the loop per message).
+        message.scored_at.FromNanoseconds(time.time_ns())
         metrics.MESSAGE_STRESS.observe(scores.stress)
-        for name in ("negative", "neutral", "positive"):
-            metrics.MESSAGE_SENTIMENT.labels(name).observe(getattr(scores, name))
+        for name, histogram in _SENTIMENT_HISTOGRAMS.items():
+            histogram.observe(getattr(scores, name))
         return (self.message_scores, event.conversation_id.encode(), message.SerializeToString(), None)
 
     def _flag(self, item: _Item, state: ConversationState, outcome: FlagOutcome, outputs: Outputs) -> None:
@@ -507,7 +515,7 @@ class Triage:
             withdraw_reason=_withdraw_reason(outcome),
         )
         # Event time, not the wall clock: a replay must produce byte-identical flags.
-        flag.flagged_at.CopyFrom(_timestamp(item.at))
+        flag.flagged_at.FromNanoseconds(int(item.at * 1e9))
         headers = [(SOURCE_TIMESTAMP_HEADER, str(int(item.published * 1000)).encode())]
         key = event.conversation_id.encode()
         outputs.records.append((self.conversation_flags, key, flag.SerializeToString(), headers))
@@ -545,6 +553,8 @@ class Triage:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        if self.parallel is not None:
+            self.parallel.shutdown(wait=True)
 
 
 def _observe_run(messages: int, seconds: float) -> None:

@@ -69,7 +69,33 @@ def test_state_snapshot_round_trips_and_is_independent():
     assert snapshot["required_skills"] == ["billing"]
 
 
-@pytest.mark.parametrize("variable", ["TRIAGE_BATCH_SIZE", "TRIAGE_MODEL_BATCH_SIZE"])
+def test_runs_scored_at_once_come_back_in_input_order_as_if_scored_alone(model):
+    import concurrent.futures
+
+    runs: list[int] = []
+    texts = MESSAGES * 3
+    with concurrent.futures.ThreadPoolExecutor(2) as parallel:
+        scores = score_by_length(model, texts, 2, on_run=lambda n, seconds: runs.append(n), parallel=parallel)
+    alone = [model.score([text])[0] for text in texts]
+    assert [round(s.stress, 4) for s in scores] == [round(s.stress, 4) for s in alone]
+    assert [round(s.positive, 4) for s in scores] == [round(s.positive, 4) for s in alone]
+    assert sorted(runs) == [1] + [2] * 10  # every message scored once, at most run_size per run
+
+
+def test_a_model_without_thread_spinning_scores_the_same(model):
+    from cctriage_common.sentiment import SentimentModel
+
+    quiet = SentimentModel.load(intra_op_threads=2, allow_spinning=False)
+    options = quiet._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert [round(s.stress, 4) for s in quiet.score(MESSAGES)] == [
+        round(s.stress, 4) for s in model.score(MESSAGES)
+    ]
+
+
+@pytest.mark.parametrize(
+    "variable", ["TRIAGE_BATCH_SIZE", "TRIAGE_MODEL_BATCH_SIZE", "TRIAGE_MODEL_PARALLEL_RUNS"]
+)
 def test_batch_sizes_below_one_stop_start_up_naming_the_variable(variable):
     with pytest.raises(SettingsError, match=variable):
         load_settings({variable: "0"})
