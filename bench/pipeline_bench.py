@@ -9,8 +9,9 @@ One run, on this machine, with one message pool (calm support messages from
 1. **model sweep**: the model alone on the same messages, in this process, in every
    configuration the worker could use: plain batches of 4, 8, 16 and 32, and gathered batches
    of 32 and 64 cut into runs of 8, 16 or 32 similar-length messages (the worker's way,
-   ``cctriage_triage.batching``), each with 1 and 2 ONNX threads. The best configuration per
-   thread count goes on.
+   ``cctriage_triage.batching``), each with 1 and 2 ONNX threads (2 with and without thread
+   spinning), plus 64 by length in runs of 8 with two 1-thread runs at once (the worker's
+   TRIAGE_MODEL_PARALLEL_RUNS=2). The best configuration per session goes on.
 2. **end to end**: one triage worker (``python -m cctriage_triage``, a subprocess; ``--workers``
    for more) on the embedded broker, with a real routing server in this process. In each of
    ``--rounds`` rounds, ``--messages``/rounds customer messages are published as fast as the
@@ -34,6 +35,7 @@ load average. Prints a markdown table and writes ``bench/results/pipeline_bench.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import random
@@ -63,12 +65,17 @@ ANGRY = (
 )
 RATES = (0.25, 0.5, 0.8)
 # Model configurations tried for the ceiling: ("plain", batch) = model.score on batches in
-# arrival order; ("by_length", gathered, run) = the worker's batching.score_by_length.
+# arrival order; ("by_length", gathered, run) = the worker's batching.score_by_length;
+# ("by_length", gathered, run, parallel) = the same with up to ``parallel`` runs scored at once
+# (the worker's TRIAGE_MODEL_PARALLEL_RUNS; tried with 1-thread sessions only).
 MODEL_CONFIGS: tuple[tuple, ...] = (
     ("plain", 4), ("plain", 8), ("plain", 16), ("plain", 32),
     ("by_length", 32, 8), ("by_length", 64, 8), ("by_length", 64, 16), ("by_length", 64, 32),
+    ("by_length", 64, 8, 2),
 )
-MODEL_THREADS = (1, 2)
+# ONNX sessions tried: (intra-op threads, spinning). Spinning only matters with 2 threads; the
+# worker runs without it (TRIAGE_MODEL_SPINNING), the model alone may do better either way.
+MODEL_SESSIONS = ((1, True), (2, True), (2, False))
 POLL_S = 0.25  # how often the worker's /metrics is read (each read costs the worker CPU)
 
 
@@ -88,9 +95,12 @@ def message_pool(size: int = 1024, seed: int = 11) -> list[str]:
 
 
 def _config_name(config: tuple, threads: int) -> str:
+    plural = "s" if threads > 1 else ""
     if config[0] == "plain":
-        return f"batch {config[1]}, {threads} thread{'s' if threads > 1 else ''}"
-    return f"{config[1]} by length in runs of {config[2]}, {threads} thread{'s' if threads > 1 else ''}"
+        return f"batch {config[1]}, {threads} thread{plural}"
+    if len(config) > 3:
+        return f"{config[1]} by length in runs of {config[2]}, {config[3]} at once, {threads} thread{plural}"
+    return f"{config[1]} by length in runs of {config[2]}, {threads} thread{plural}"
 
 
 def model_rate(model, texts: Sequence[str], config: tuple, seconds: float) -> float:
@@ -104,9 +114,10 @@ def model_rate(model, texts: Sequence[str], config: tuple, seconds: float) -> fl
             return model.score(batch)
     else:
         size, run = config[1], config[2]
+        parallel = concurrent.futures.ThreadPoolExecutor(config[3]) if len(config) > 3 else None
 
         def score(batch):
-            return score_by_length(model, batch, run)
+            return score_by_length(model, batch, run, parallel=parallel)
 
     batches = [texts[i : i + size] for i in range(0, len(texts) - size + 1, size)]
     for batch in batches[:2]:
@@ -119,32 +130,47 @@ def model_rate(model, texts: Sequence[str], config: tuple, seconds: float) -> fl
             scored += len(batch)
             if time.perf_counter() - started >= seconds:
                 break
-    return scored / (time.perf_counter() - started)
+    rate = scored / (time.perf_counter() - started)
+    if config[0] != "plain" and parallel is not None:
+        parallel.shutdown()
+    return rate
+
+
+def load_model(threads: int, spinning: bool = True):
+    from cctriage_common.sentiment import SentimentModel
+
+    return SentimentModel.load(intra_op_threads=threads, inter_op_threads=1, allow_spinning=spinning)
 
 
 def model_sweep(
     texts: Sequence[str], seconds: float, configs: Sequence[tuple] = MODEL_CONFIGS,
-    threads: Sequence[int] = MODEL_THREADS,
+    sessions: Sequence[tuple[int, bool]] = MODEL_SESSIONS,
 ) -> list[dict]:
-    from cctriage_common.sentiment import SentimentModel
-
     rows = []
-    for count in threads:
-        model = SentimentModel.load(intra_op_threads=count, inter_op_threads=1)
+    for count, spinning in sessions:
+        model = load_model(count, spinning)
         for config in configs:
+            if len(config) > 3 and count > 1:
+                continue  # parallel runs of multi-thread sessions: more threads than cores
             rate = model_rate(model, texts, config, seconds)
-            rows.append({"config": list(config), "threads": count, "name": _config_name(config, count),
+            name = _config_name(config, count) + ("" if spinning else ", no spinning")
+            rows.append({"config": list(config), "threads": count, "spinning": spinning, "name": name,
                          "messages_per_s": round(rate, 1)})
     return rows
 
 
+def _session(row: dict) -> tuple[int, bool]:
+    return row["threads"], row.get("spinning", True)
+
+
 def _contenders(sweep: list[dict]) -> list[dict]:
-    """The best configuration of the sweep for each thread count (both are re-measured next to
-    every end-to-end window; the better one there is the ceiling)."""
-    best: dict[int, dict] = {}
+    """The best configuration of the sweep for each session (threads, spinning): each is
+    re-measured next to every end-to-end window, and the best one there is the ceiling."""
+    best: dict[tuple[int, bool], dict] = {}
     for row in sweep:
-        if row["threads"] not in best or row["messages_per_s"] > best[row["threads"]]["messages_per_s"]:
-            best[row["threads"]] = row
+        key = _session(row)
+        if key not in best or row["messages_per_s"] > best[key]["messages_per_s"]:
+            best[key] = row
     return list(best.values())
 
 
@@ -301,6 +327,7 @@ def run(
     batch_size: int | None = None,
     model_batch_size: int | None = None,
     threads: int | None = None,
+    parallel_runs: int | None = None,
     results_path: Path | None = RESULTS,
     log: Callable[[str], None] = lambda line: print(line, flush=True),
     quick: bool = False,
@@ -308,14 +335,14 @@ def run(
 ) -> dict:
     """The whole benchmark; returns the figures (and writes them to ``results_path`` unless None).
 
-    ``batch_size``, ``model_batch_size`` and ``threads`` override the worker's
-    TRIAGE_BATCH_SIZE, TRIAGE_MODEL_BATCH_SIZE and TRIAGE_MODEL_THREADS (None: its defaults).
+    ``batch_size``, ``model_batch_size``, ``threads`` and ``parallel_runs`` override the worker's
+    TRIAGE_BATCH_SIZE, TRIAGE_MODEL_BATCH_SIZE, TRIAGE_MODEL_THREADS and
+    TRIAGE_MODEL_PARALLEL_RUNS (None: its defaults).
     ``quick`` (bench/run_all.py's quick mode): 1,000 messages, 6 s per latency rate, 1 s per
     model configuration.
     """
     if quick:
         messages, latency_seconds, model_seconds = min(messages, 1000), min(latency_seconds, 6.0), 1.0
-    from cctriage_common.sentiment import SentimentModel
     from cctriage_triage.settings import TriageSettings
 
     defaults = TriageSettings()
@@ -323,6 +350,7 @@ def run(
         "TRIAGE_BATCH_SIZE": batch_size or defaults.batch_size,
         "TRIAGE_MODEL_BATCH_SIZE": model_batch_size or defaults.model_batch_size,
         "TRIAGE_MODEL_THREADS": threads or defaults.model_threads,
+        "TRIAGE_MODEL_PARALLEL_RUNS": parallel_runs or defaults.model_parallel_runs,
     }
     rates = sorted(set(rates) | {0.5})
     pool = message_pool()
@@ -339,7 +367,7 @@ def run(
         "message_words_mean": round(statistics.mean(len(t.split()) for t in pool), 1),
     }
 
-    configurations = len(MODEL_CONFIGS) * len(MODEL_THREADS)
+    configurations = sum(1 for count, _ in MODEL_SESSIONS for c in MODEL_CONFIGS if count == 1 or len(c) < 4)
     log(f"model ceiling: {configurations} configurations, {model_seconds:.0f} s each ...")
     sweep = model_sweep(pool, model_seconds)
     for row in sweep:
@@ -378,12 +406,11 @@ def run(
             # window sits between two model windows (the worker idles during those; its CPU use
             # is recorded), and the ratio compares them window by window.
             contenders = _contenders(sweep)
-            models = {row["threads"]: SentimentModel.load(intra_op_threads=row["threads"], inter_op_threads=1)
-                      for row in contenders}
+            models = {_session(row): load_model(*_session(row)) for row in contenders}
 
             def model_window() -> dict:
                 idle_before = cpu_snapshot(pids)
-                rates_now = {row["name"]: model_rate(models[row["threads"]], pool, tuple(row["config"]),
+                rates_now = {row["name"]: model_rate(models[_session(row)], pool, tuple(row["config"]),
                                                      model_seconds) for row in contenders}
                 idle = cpu_used(idle_before, cpu_snapshot(pids))
                 name = max(rates_now, key=rates_now.get)
@@ -523,7 +550,7 @@ def table(results: dict) -> str:
         "| measure | value | must hold |",
         "|---|---|---|",
         f"| model alone, same messages: the better of {' / '.join(ceiling['configs'])} (the best per "
-        f"thread count of {len(results['model_sweep_before'])} configurations), in "
+        f"ONNX session of {len(results['model_sweep_before'])} configurations), in "
         f"{len(ceiling['windows'])} windows around the end-to-end rounds "
         f"| {ceiling['messages_per_s']:.0f} messages/s | |",
         f"| end to end through the broker ({results['workers']} worker, "
@@ -558,12 +585,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, help="worker TRIAGE_BATCH_SIZE (default: its own)")
     parser.add_argument("--model-batch-size", type=int, help="worker TRIAGE_MODEL_BATCH_SIZE")
     parser.add_argument("--threads", type=int, help="worker TRIAGE_MODEL_THREADS")
+    parser.add_argument("--parallel-runs", type=int, help="worker TRIAGE_MODEL_PARALLEL_RUNS")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args(argv)
     results = run(
         messages=args.messages, latency_seconds=args.latency_seconds, model_seconds=args.model_seconds,
         rates=args.rates, workers=args.workers, partitions=args.partitions, batch_size=args.batch_size,
-        model_batch_size=args.model_batch_size, threads=args.threads, results_path=args.out,
+        model_batch_size=args.model_batch_size, threads=args.threads, parallel_runs=args.parallel_runs,
+        results_path=args.out,
         rounds=args.rounds,
     )
     print()
