@@ -472,8 +472,11 @@ def test_closed_and_idle_conversations_leave_the_table_and_stay_gone_after_a_res
         # start a new conversation, which would be routed again; it is kept in the dead-letter
         # topic with the reason.
         publish(kafka_bootstrap, topic, [late := _at(angry, s + 33).customer(ESCALATING[-1])])
-        wait_for(lambda: metric(worker, "dead_letters_total", reason="late_event") == 1, 60, what="late event")
-        dead = wait_for(lambda: read_all(kafka_bootstrap, factory.topic("support-events-dlq")), 30, what="dlq")
+        wait_for(
+            lambda: metric(worker, "dead_letters_total", reason="late_event") == 1, 60, what="late event"
+        )
+        dlq = factory.topic("support-events-dlq")
+        dead = wait_for(lambda: read_all(kafka_bootstrap, dlq), 30, what="dlq")
         assert dead[-1].value == late.SerializeToString()
         assert dict(dead[-1].headers)["dlq.reason"] == b"late_event"
         assert metric(worker, "table_conversations") == 2
@@ -492,7 +495,8 @@ def test_closed_and_idle_conversations_leave_the_table_and_stay_gone_after_a_res
         # Stream time comes back with the table: a late event is still late on the new worker.
         publish(kafka_bootstrap, topic, [_at(calm, s + 12).agent("It ships tomorrow.")])
         wait_for(
-            lambda: metric(again, "dead_letters_total", reason="late_event") == 1, 60, what="late after restart"
+            lambda: metric(again, "dead_letters_total", reason="late_event") == 1, 60,
+            what="late after restart",
         )
         assert metric(again, "table_conversations") == 2, "evicted conversations not recovered"
 
