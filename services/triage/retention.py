@@ -15,9 +15,9 @@ of hours is never mistaken for hours of silence. A partition without traffic evi
 until its next event; without traffic nothing grows either.
 
 An event of a conversation the table does not know, older than the stream time minus the
-grace, is *late*: most likely an event of a conversation already evicted. The processor drops
-it (outcome ``late``) instead of starting a new conversation from it, which could send a closed
-conversation to routing again. The grace is therefore also the most a conversation's first
+grace, is *late*: most likely an event of a conversation already evicted. The processor
+dead-letters it (reason ``late_event``) instead of starting a new conversation from it, which
+could send a closed conversation to routing again. The grace is therefore also the most a conversation's first
 event may lag the newest event of its partition. Stream time is not stored on its own: it is
 the newest ``last_event_at`` in the partition's changelog, which recovery replays
 (``ConversationTable``), so a restarted worker judges lateness from where the old one stopped.
