@@ -4,8 +4,8 @@
 
 1. decodes and validates every event (cctriage_common.events); an invalid one goes to the
    dead-letter topic with its original bytes and the reason, and the batch goes on;
-2. drops events whose id the conversation has seen (re-publishes, replays after a crash),
-   and late events of conversations no longer in the table (retention.py);
+2. drops events whose id the conversation has seen (re-publishes, replays after a crash), and
+   dead-letters late events of conversations no longer in the table (retention.py);
 3. scores all customer messages of the batch in one ONNX run, in a worker thread so the
    event loop keeps heart-beating, serving /metrics and delivering flags meanwhile;
 4. applies the events to the conversations in order (state.py, policy.py), then picks the
@@ -305,7 +305,7 @@ class Triage:
         snapshots: dict[str, dict[str, Any]],
         last_event: dict[str, Any],
         batch: list[Any],
-        removed: dict[str, tuple[Any, str]] | None = None,
+        removed: dict[str, tuple[Any, str]],
     ) -> None:
         try:
             if previous is not None:
@@ -316,7 +316,7 @@ class Triage:
                     self.conversations[conversation_id] = snapshots[conversation_id]
                 if self._unwritten.get(conversation_id, (None,))[0] == number:
                     del self._unwritten[conversation_id]
-            for conversation_id, (event, reason) in (removed or {}).items():
+            for conversation_id, (event, reason) in removed.items():
                 # A delete: the changelog gets a tombstone, so recovery does not bring it back.
                 with acting_for(event):
                     if conversation_id in self.conversations:
