@@ -10,7 +10,8 @@
     the ``sentiment@5.0.2`` npm package's test fixtures;
   - the project's own support messages, train split only (repeated, ``train.py --support-repeat``).
 - emotion (anger, joy, optimism, sadness): TweetEval emotion train split (research use); its
-  tweets also count for sentiment (anger/sadness negative, joy/optimism positive).
+  tweets also count for sentiment (anger/sadness negative, joy/optimism positive) unless
+  ``train.py --no-emotion-sentiment`` keeps them for the emotion head only.
 - stress: the project's own support messages, train split only.
 
 TweetEval sentiment val, the airline hold-out and the support test split are never read here.
@@ -130,13 +131,15 @@ def airline_rows(data_dir: Path) -> list[Row]:
     return [Row(e.text, "airline", sentiment=index[e.label]) for e in load_airline(data_dir, "train")]
 
 
-def emotion_rows(data_dir: Path) -> list[Row]:
+def emotion_rows(data_dir: Path, with_sentiment: bool = True) -> list[Row]:
+    """TweetEval emotion tweets. With ``with_sentiment`` they also carry a sentiment label:
+    every one of them expresses an emotion (anger and sadness negative, joy and optimism
+    positive). Without it they train the emotion head only, so the only tweets the sentiment
+    head sees are not all polar ones."""
     index = {"anger": 0, "joy": 1, "optimism": 2, "sadness": 3}
-    # Every one of these tweets expresses an emotion: anger and sadness are negative, joy and
-    # optimism positive, so they teach sentiment on tweets as well.
     polarity = {"anger": 0, "joy": 2, "optimism": 2, "sadness": 0}
     return [
-        Row(t, "tweeteval_emotion", sentiment=polarity[e], emotion=index[e])
+        Row(t, "tweeteval_emotion", sentiment=polarity[e] if with_sentiment else None, emotion=index[e])
         for t, e in load_tweeteval_emotion(data_dir, "train")
     ]
 
@@ -181,12 +184,13 @@ def load_all(
     cache: Path,
     vader_neutral_band: float = VADER_NEUTRAL_BAND,
     support_extra: bool = False,
+    emotion_sentiment: bool = True,
 ) -> dict[str, list[Row]]:
     """Every training source by name."""
     return {
         "airline": airline_rows(data_dir),
         "vader": vader_rows(fetch_vader(cache), vader_neutral_band),
         "uci": uci_rows(fetch_uci(cache)),
-        "tweeteval_emotion": emotion_rows(data_dir),
+        "tweeteval_emotion": emotion_rows(data_dir, emotion_sentiment),
         "support": support_rows(support_path) + (support_extra_rows() if support_extra else []),
     }

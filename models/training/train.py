@@ -84,13 +84,24 @@ def labels(rows: list[Row]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def losses(
-    net: TriageNet, logits, rows: list[Row], stress_pos_weight: float, stress_weight: float = 1.0
+    net: TriageNet,
+    logits,
+    rows: list[Row],
+    stress_pos_weight: float,
+    stress_weight: float = 1.0,
+    sentiment_class_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     sentiment_logits, emotion_logits, stress_logits = logits
     sentiment, emotion, stress = labels(rows)
     total = torch.zeros(())
     if (sentiment >= 0).any():
-        total = total + F.cross_entropy(sentiment_logits, sentiment, ignore_index=-1, label_smoothing=0.05)
+        total = total + F.cross_entropy(
+            sentiment_logits,
+            sentiment,
+            weight=sentiment_class_weight,
+            ignore_index=-1,
+            label_smoothing=0.05,
+        )
     if (emotion >= 0).any():
         total = total + 0.5 * F.cross_entropy(emotion_logits, emotion, ignore_index=-1)
     known = ~torch.isnan(stress)
@@ -146,6 +157,7 @@ def prepare_sources(
         work_dir / "cache",
         record.get("vader_neutral_band", 0.5),
         record.get("support_extra", False),
+        record.get("emotion_sentiment", True),
     )
     general_dev = split_general_dev(sources) if record.get("general_dev", False) else {}
     cap_vader(sources, record.get("vader_cap", 10000), record.get("vader_movie_cap"))
@@ -173,6 +185,21 @@ def training_rows(sources: dict[str, list[Row]], support_train: list[Row], repea
             rows.extend(items)
     rows.extend(support_train * repeat)
     return rows
+
+
+def sentiment_class_weight(rows: list[Row], balanced: bool, neutral_weight: float) -> torch.Tensor | None:
+    """Per-class weights of the sentiment loss: inverse class frequency among the training rows
+    (normalised so that the weighted mean over the rows is 1) if ``balanced``, times
+    ``neutral_weight`` for neutral. None (plain cross-entropy) when neither is asked for."""
+    if not balanced and neutral_weight == 1.0:
+        return None
+    weight = torch.ones(3)
+    if balanced:
+        prior = torch.tensor(sentiment_prior(rows))
+        # A class no row carries gets weight 1: it never enters the loss anyway.
+        weight = torch.where(prior > 0, 1.0 / (3.0 * prior.clamp(min=1e-9)), torch.ones(3))
+    weight[1] *= neutral_weight
+    return weight
 
 
 def stress_pos_weight(support_train: list[Row]) -> float:
@@ -266,6 +293,10 @@ def train_finetune(args, sources, support_train, dev, tok, net: TriageNet) -> di
     rows_all = training_rows(sources, support_train, args.support_repeat)
     ids_all = encode_rows(tok, rows_all, args.max_tokens)
     pos_weight = stress_pos_weight(support_train)
+    class_weight = sentiment_class_weight(rows_all, args.sentiment_balanced, args.neutral_weight)
+    if class_weight is not None:
+        shown = [round(w, 3) for w in class_weight.tolist()]
+        log(args.work_dir, f"sentiment class weights (neg, neu, pos): {shown}")
     # Only the top ``trainable_layers`` layers and the heads learn. The layers below stay as
     # published, so their output is computed once per message and cached (fp16): on 2 shared
     # cores a full fine-tune step costs about 3x a top-2 step.
@@ -349,7 +380,7 @@ def train_finetune(args, sources, support_train, dev, tok, net: TriageNet) -> di
             batch = batches[index]
             rows = [rows_all[i] for i in batch]
             logits = forward_cached(batch)
-            loss = losses(net, logits, rows, pos_weight, args.stress_weight)
+            loss = losses(net, logits, rows, pos_weight, args.stress_weight, class_weight)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(encoder + heads, 1.0)
@@ -414,6 +445,25 @@ def main(argv: list[str] | None = None) -> int:
         default=False,
         help="also train on the train-only messages in models/data/support_train_extra",
     )
+    parser.add_argument(
+        "--emotion-sentiment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TweetEval emotion tweets also carry a sentiment label (anger/sadness negative, "
+        "joy/optimism positive); --no-emotion-sentiment trains the emotion head on them only",
+    )
+    parser.add_argument(
+        "--sentiment-balanced",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="weight the sentiment loss by inverse class frequency among the training rows",
+    )
+    parser.add_argument(
+        "--neutral-weight",
+        type=float,
+        default=1.0,
+        help="extra weight of the neutral class in the sentiment loss (1 = off)",
+    )
     parser.add_argument("--support-repeat", type=int, default=8)
     parser.add_argument("--stress-weight", type=float, default=2.0, help="weight of the stress loss")
     parser.add_argument("--target-recall", type=float, default=0.92)
@@ -432,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         "vader_movie_cap": args.vader_movie_cap,
         "general_dev": args.general_dev,
         "support_extra": args.support_extra,
+        "emotion_sentiment": args.emotion_sentiment,
     }
     sources, general_dev = prepare_sources(args.data_dir, args.support, args.work_dir, data_options)
     support_train, dev = split_support(sources)
@@ -458,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
             "trainable_layers": args.trainable_layers if args.mode == "finetune" else 0,
             "support_repeat": args.support_repeat,
             "stress_weight": args.stress_weight,
+            "sentiment_balanced": args.sentiment_balanced,
+            "neutral_weight": args.neutral_weight,
             **data_options,
             "rows_per_epoch": args.rows_per_epoch if args.mode == "finetune" else 0,
         }
