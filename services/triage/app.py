@@ -100,6 +100,14 @@ class Model:
         return cls.instance
 
 
+routing = RoutingDelivery(
+    settings.routing_target,
+    settings.routing_timeout_s,
+    settings.routing_backoff_initial_s,
+    settings.routing_backoff_max_s,
+    settings.routing_token,
+    handoff=settings.routing_handoff,
+)
 triage = Triage(
     config=settings.policy,
     conversations=conversations,
@@ -113,13 +121,7 @@ triage = Triage(
     batch_size=settings.batch_size,
     run_size=settings.model_batch_size,
     parallel_runs=settings.model_parallel_runs,
-)
-routing = RoutingDelivery(
-    settings.routing_target,
-    settings.routing_timeout_s,
-    settings.routing_backoff_initial_s,
-    settings.routing_backoff_max_s,
-    settings.routing_token,
+    hand_off=routing.hand_off,
 )
 
 
@@ -140,7 +142,7 @@ async def route_flags(stream: faust.StreamT) -> None:
     flags = stream.noack()
     async for event in flags.events():
         transport.take(event.message)
-        outcome = await routing.deliver(
+        outcome = await routing.deliver_read(
             event.message.value, event.message.headers, keep_trying=app.flow_control.is_active
         )
         if outcome is not None:

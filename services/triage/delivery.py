@@ -12,11 +12,25 @@ the per-conversation sequence makes a late update "stale" instead of reordering 
 
 A call the routing service refuses for good (e.g. INVALID_ARGUMENT) is logged and counted
 as "rejected" and skipped: retrying it would block every conversation behind it forever.
+
+**In-process handoff** (``TRIAGE_ROUTING_HANDOFF``, on by default). Reading a flag back from
+the topic costs a fetch: on the embedded broker, which holds a fetch until its wait runs out,
+up to ``TRIAGE_FETCH_MAX_WAIT_MS`` per flag. So the scoring side also hands each flag to
+:meth:`RoutingDelivery.hand_off` before writing it, and the call is made as soon as the broker
+has acked the write: the outbox record exists before the call, as before. When the agent then
+reads that flag, it finds the call's outcome (waiting for it if the call is still in flight)
+and acks the flag without a second call; the offset is still committed only after the routing
+service acknowledged. Order is kept: handed-off calls are made one at a time in write order,
+and after the first one that fails (routing down), every flag is left to the agent, which
+retries in topic order as without the handoff, until it has caught up with every flag that was
+left to it. A worker killed between the call and the ack re-reads the flag and calls again: the
+idempotency key makes that a "duplicate", as for any retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -99,11 +113,26 @@ def _source_timestamp(headers: Any) -> float | None:
     return None
 
 
+# Handed-off flags remembered for the agent at most; the oldest are forgotten past this (a flag
+# the agent never reads here, e.g. its partition moved to another worker). A forgotten flag
+# read later is simply called again (answered "duplicate").
+HANDOFF_MEMORY = 10_000
+
+
 class RoutingDelivery:
     def __init__(
-        self, target: str, timeout_s: float, backoff_initial_s: float, backoff_max_s: float, token: str = ""
+        self, target: str, timeout_s: float, backoff_initial_s: float, backoff_max_s: float, token: str = "",
+        handoff: bool = True,
     ) -> None:
         self.target = target
+        self.handoff = handoff
+        # flag id -> outcome of its handed-off call (None: left to the agent), oldest first.
+        self._handed: collections.OrderedDict[str, asyncio.Future] = collections.OrderedDict()
+        self._handoffs: asyncio.Queue | None = None
+        self._handoff_task: asyncio.Future | None = None
+        # Flags left to the agent that it has not read yet; handoff resumes once it is 0 again.
+        self._left_to_agent = 0
+        self._falling_back = False
         self.metadata = (("authorization", f"Bearer {token}"),) if token else None
         self.timeout_s = timeout_s
         self.backoff_initial_s = backoff_initial_s
@@ -123,8 +152,93 @@ class RoutingDelivery:
         self.stub = routing_pb2_grpc.TriageRoutingStub(self.channel)
 
     async def stop(self) -> None:
+        if self._handoff_task is not None:
+            self._handoff_task.cancel()
+            self._handoff_task = None
+        for future in self._handed.values():
+            if not future.done():
+                future.set_result(None)
+        self._handed.clear()
         if self.channel is not None:
             await self.channel.close(grace=1.0)
+
+    # -- in-process handoff ----------------------------------------------------------------------
+
+    def hand_off(self, flags: Sequence[tuple[str, bytes, Any]], written: asyncio.Future) -> None:
+        """Flags (flag id, value, headers) about to be written; call routing once ``written`` is done.
+
+        Called before the records are sent, so the agent always finds them here when it reads
+        them. ``written`` fails if the write does (then nothing is called; the worker stops).
+        """
+        if not self.handoff or not flags:
+            return
+        if self._handoffs is None:  # created here, inside the worker's event loop
+            self._handoffs = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        entries = []
+        for flag_id_, value, headers in flags:
+            future = loop.create_future()
+            self._handed[flag_id_] = future
+            self._handed.move_to_end(flag_id_)
+            entries.append((future, value, headers))
+        while len(self._handed) > HANDOFF_MEMORY:
+            _, future = self._handed.popitem(last=False)
+            if not future.done():
+                future.set_result(None)  # not called yet: the agent will call when it reads it
+            elif future.result() is None:
+                self._left_to_agent -= 1  # it was left to the agent, which will no longer find it
+        self._handoffs.put_nowait((entries, written))
+        if self._handoff_task is None or self._handoff_task.done():
+            self._handoff_task = asyncio.ensure_future(self._run_handoffs())
+
+    async def _run_handoffs(self) -> None:
+        assert self._handoffs is not None
+        while True:
+            entries, written = await self._handoffs.get()
+            try:
+                await written
+            except Exception:  # noqa: BLE001 - the write failed: nothing to call
+                for future, _, _ in entries:
+                    self._leave(future)
+                continue
+            for future, value, headers in entries:
+                if future.done():
+                    continue  # forgotten (HANDOFF_MEMORY)
+                if self._falling_back:
+                    self._leave(future)
+                    continue
+                outcome = await self.deliver(value, headers, keep_trying=_once())
+                if outcome is None:
+                    # Routing did not answer: from here on the agent calls, in topic order.
+                    self._falling_back = True
+                    self._leave(future)
+                else:
+                    metrics.ROUTING_HANDOFFS.labels("called").inc()
+                    if not future.done():
+                        future.set_result(outcome)
+
+    def _leave(self, future: asyncio.Future) -> None:
+        if future.done():
+            return
+        metrics.ROUTING_HANDOFFS.labels("left_to_agent").inc()
+        self._left_to_agent += 1
+        future.set_result(None)
+
+    async def deliver_read(self, value: bytes, headers: Any, keep_trying: Callable[[], bool]) -> str | None:
+        """The agent's call for a flag read from the topic: the handed-off call's outcome if it was
+        made, else :meth:`deliver`. None: not delivered (the caller must not ack)."""
+        future = self._handed.pop(_flag_id(value), None) if self._handed else None
+        if future is not None:
+            outcome = await asyncio.shield(future)
+            if outcome is not None:
+                return outcome
+            self._left_to_agent -= 1
+        outcome = await self.deliver(value, headers, keep_trying)
+        if outcome is not None and self._falling_back and self._left_to_agent <= 0:
+            # Every flag left to the agent is delivered, in order: hand off again.
+            self._falling_back = False
+            self._left_to_agent = 0
+        return outcome
 
     async def deliver(self, value: bytes, headers: Any, keep_trying: Callable[[], bool]) -> str | None:
         """Make the routing call for one flag: its outcome once acknowledged or rejected.
@@ -203,3 +317,23 @@ class RoutingDelivery:
         deadline = time.monotonic() + delay
         while keep_trying() and time.monotonic() < deadline:
             await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
+def _once() -> Callable[[], bool]:
+    """A ``keep_trying`` for one attempt: true the first time it is asked, false after."""
+    asked = []
+
+    def keep_trying() -> bool:
+        asked.append(True)
+        return len(asked) == 1
+
+    return keep_trying
+
+
+def _flag_id(value: bytes) -> str:
+    flag = triage_pb2.ConversationFlag()
+    try:
+        flag.ParseFromString(value)
+    except Exception:  # noqa: BLE001 - deliver() reports an unreadable flag
+        return ""
+    return flag.flag_id

@@ -69,6 +69,12 @@ ROUTING_PENDING = Gauge(
     "cctriage_triage_routing_pending_flags",
     "1 while the flag at the head of the delivery queue waits for the routing service to come back.",
 )
+ROUTING_HANDOFFS = Counter(
+    "cctriage_triage_routing_handoffs_total",
+    "Flags handed to the routing call in process once written: called (no fetch of the flag "
+    "needed), left_to_agent (routing failed or catching up; the route_flags agent calls in topic order).",
+    ["result"],
+)
 DEAD_LETTERS = Counter(
     "cctriage_triage_dead_letters_total",
     "Support events sent to the dead-letter topic, by reason code.",

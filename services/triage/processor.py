@@ -103,6 +103,8 @@ class Outputs:
         default_factory=list
     )
     flags: list[tuple[float, Action, int]] = dataclasses.field(default_factory=list)
+    # Flags to hand to the routing call once written: (flag id, value, headers).
+    handoffs: list[tuple[str, bytes, list[tuple[str, bytes]]]] = dataclasses.field(default_factory=list)
     # Events by outcome label; counted once their outputs are written (the metric then says
     # how many events are fully done, which is what the pipeline benchmark counts).
     outcomes: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
@@ -126,8 +128,12 @@ class Triage:
         run_size: int = 8,
         parallel_runs: int = 1,
         retention: Retention | None = None,
+        hand_off: Callable[[list, asyncio.Future], None] | None = None,
     ) -> None:
         self.config = config
+        # Called with a batch's flags before they are written, and a future done once they are
+        # (delivery.RoutingDelivery.hand_off: the routing call without reading the flag back).
+        self.hand_off = hand_off
         self.conversations = conversations
         # When closed and idle conversations leave the table (stream time, per partition).
         self.retention = retention if retention is not None else Retention()
@@ -518,7 +524,9 @@ class Triage:
         flag.flagged_at.FromNanoseconds(int(item.at * 1e9))
         headers = [(SOURCE_TIMESTAMP_HEADER, str(int(item.published * 1000)).encode())]
         key = event.conversation_id.encode()
-        outputs.records.append((self.conversation_flags, key, flag.SerializeToString(), headers))
+        value = flag.SerializeToString()
+        outputs.records.append((self.conversation_flags, key, value, headers))
+        outputs.handoffs.append((flag.flag_id, value, headers))
         outputs.flags.append((item.published, outcome.action, outcome.priority))
         log.info(
             "conversation flagged",
@@ -542,10 +550,22 @@ class Triage:
     async def _write(self, outputs: Outputs) -> None:
         if not outputs.records:
             return
-        futures = []
-        for topic, key, value, headers in outputs.records:
-            futures.append(await topic.send(key=key, value=value, headers=headers))
-        await asyncio.gather(*futures)
+        written: asyncio.Future | None = None
+        if self.hand_off is not None and outputs.handoffs:
+            # Before sending: whoever reads a flag back must find it handed off already.
+            written = asyncio.get_running_loop().create_future()
+            self.hand_off(outputs.handoffs, written)
+        try:
+            futures = []
+            for topic, key, value, headers in outputs.records:
+                futures.append(await topic.send(key=key, value=value, headers=headers))
+            await asyncio.gather(*futures)
+        except BaseException as exc:
+            if written is not None:
+                written.set_exception(exc if isinstance(exc, Exception) else RuntimeError("write cancelled"))
+            raise
+        if written is not None:
+            written.set_result(None)
         now = time.time()
         for published, action, priority in outputs.flags:
             metrics.EVENT_TO_FLAG.observe(max(0.0, now - published))

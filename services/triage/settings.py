@@ -85,6 +85,13 @@ class TriageSettings:
         "TRIAGE_FETCH_MAX_WAIT_MS", 20,
         "Longest a fetch waits on an idle broker; keeps each Kafka hop short on brokers that hold fetches.",
     )
+    routing_handoff: bool = env_field(
+        "TRIAGE_ROUTING_HANDOFF", True,
+        "Make a flag's routing call in process as soon as the flag is written, instead of only "
+        "when the route_flags agent reads it back from the topic (one broker fetch less per "
+        "flag; the agent still acks it only after routing acknowledged). Off: calls come from "
+        "the topic only.",
+    )
     closed_grace_s: float = env_field(
         "TRIAGE_CLOSED_GRACE_S", 600.0,
         "Seconds of event time a closed conversation's state stays in the table after its last "
