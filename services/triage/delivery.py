@@ -321,13 +321,8 @@ class RoutingDelivery:
 
 def _once() -> Callable[[], bool]:
     """A ``keep_trying`` for one attempt: true the first time it is asked, false after."""
-    asked = []
-
-    def keep_trying() -> bool:
-        asked.append(True)
-        return len(asked) == 1
-
-    return keep_trying
+    answers = iter((True,))
+    return lambda: next(answers, False)
 
 
 def _flag_id(value: bytes) -> str:

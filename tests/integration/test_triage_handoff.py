@@ -9,6 +9,7 @@ them in topic order, and handing off resumes only once it has caught up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from cctriage.events.v1 import events_pb2
@@ -52,6 +53,20 @@ def _handoffs(result: str) -> float:
     return metrics.ROUTING_HANDOFFS.labels(result)._value.get()
 
 
+def _hand_off(delivery: RoutingDelivery, flags: list) -> asyncio.Future:
+    """Hand ``flags`` off as the scoring side does before writing; returns the write's future."""
+    written = asyncio.get_running_loop().create_future()
+    delivery.hand_off(flags, written)
+    return written
+
+
+def _against_a_routing_server(tmp_path, scenario) -> None:
+    """Run ``scenario(address, calls)`` against a real routing server recording its calls."""
+    with in_process_server(tmp_path) as server:
+        calls = _recording(server)
+        asyncio.run(scenario(f"127.0.0.1:{server.port}", calls))
+
+
 async def _until(condition, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -66,8 +81,7 @@ def test_a_handed_off_flag_is_called_once_written_and_not_again_when_read(tmp_pa
         await delivery.start()
         called_before = _handoffs("called")
         fid, value, headers = _flag("c-1", 1)
-        written = asyncio.get_running_loop().create_future()
-        delivery.hand_off([(fid, value, headers)], written)
+        written = _hand_off(delivery, [(fid, value, headers)])
         await asyncio.sleep(0.3)
         assert calls == [], "the call must wait until the flag is written"
         written.set_result(None)
@@ -77,9 +91,7 @@ def test_a_handed_off_flag_is_called_once_written_and_not_again_when_read(tmp_pa
         assert _handoffs("called") == called_before + 1
         await delivery.stop()
 
-    with in_process_server(tmp_path) as server:
-        calls = _recording(server)
-        asyncio.run(scenario(f"127.0.0.1:{server.port}", calls))
+    _against_a_routing_server(tmp_path, scenario)
 
 
 def test_a_flag_whose_write_failed_is_called_only_when_read(tmp_path):
@@ -87,8 +99,7 @@ def test_a_flag_whose_write_failed_is_called_only_when_read(tmp_path):
         delivery = RoutingDelivery(address, 5.0, 0.05, 0.2)
         await delivery.start()
         fid, value, headers = _flag("c-1", 1)
-        written = asyncio.get_running_loop().create_future()
-        delivery.hand_off([(fid, value, headers)], written)
+        written = _hand_off(delivery, [(fid, value, headers)])
         written.set_exception(RuntimeError("broker gone"))
         await asyncio.sleep(0.3)
         assert calls == []
@@ -96,9 +107,7 @@ def test_a_flag_whose_write_failed_is_called_only_when_read(tmp_path):
         assert calls == [("route", "c-1", 1)]
         await delivery.stop()
 
-    with in_process_server(tmp_path) as server:
-        calls = _recording(server)
-        asyncio.run(scenario(f"127.0.0.1:{server.port}", calls))
+    _against_a_routing_server(tmp_path, scenario)
 
 
 def test_with_handoff_off_only_the_agent_calls(tmp_path):
@@ -106,8 +115,7 @@ def test_with_handoff_off_only_the_agent_calls(tmp_path):
         delivery = RoutingDelivery(address, 5.0, 0.05, 0.2, handoff=False)
         await delivery.start()
         fid, value, headers = _flag("c-1", 1)
-        written = asyncio.get_running_loop().create_future()
-        delivery.hand_off([(fid, value, headers)], written)
+        written = _hand_off(delivery, [(fid, value, headers)])
         written.set_result(None)
         await asyncio.sleep(0.3)
         assert calls == []
@@ -115,9 +123,7 @@ def test_with_handoff_off_only_the_agent_calls(tmp_path):
         assert calls == [("route", "c-1", 1)]
         await delivery.stop()
 
-    with in_process_server(tmp_path) as server:
-        calls = _recording(server)
-        asyncio.run(scenario(f"127.0.0.1:{server.port}", calls))
+    _against_a_routing_server(tmp_path, scenario)
 
 
 def test_routing_down_leaves_flags_to_the_agent_in_order_and_handoff_resumes_after(tmp_path):
@@ -132,18 +138,17 @@ def test_routing_down_leaves_flags_to_the_agent_in_order_and_handoff_resumes_aft
         delivery = RoutingDelivery(f"127.0.0.1:{port}", 2.0, 0.05, 0.2)
         await delivery.start()
         left_before = _handoffs("left_to_agent")
-        loop = asyncio.get_running_loop()
         # Routing is down: the first handed-off call fails, so both flags are left to the agent.
-        written = loop.create_future()
-        delivery.hand_off(first, written)
+        written = _hand_off(delivery, first)
         written.set_result(None)
         await _until(lambda: _handoffs("left_to_agent") == left_before + 2)
         # Routing comes back; a new flag is still left to the agent, which has not caught up.
-        state["server"] = await asyncio.to_thread(_start_server, tmp_path, port)
+        state["server"] = await asyncio.to_thread(
+            servers.enter_context, in_process_server(tmp_path, ROUTING_LISTEN=f"127.0.0.1:{port}")
+        )
         state["calls"] = _recording(state["server"])
         await asyncio.wait_for(delivery.channel.channel_ready(), 10)  # a call now would succeed
-        written = loop.create_future()
-        delivery.hand_off([during], written)
+        written = _hand_off(delivery, [during])
         written.set_result(None)
         await _until(lambda: _handoffs("left_to_agent") == left_before + 3)
         assert state["calls"] == []
@@ -151,39 +156,23 @@ def test_routing_down_leaves_flags_to_the_agent_in_order_and_handoff_resumes_aft
         # answers). A flag written while it has not caught up is left to it as well, even though
         # routing answers again: called now, it would overtake the update still unread.
         assert await delivery.deliver_read(first[0][1], first[0][2], lambda: True) == "ok"
-        written = loop.create_future()
-        delivery.hand_off([mid], written)
+        written = _hand_off(delivery, [mid])
         written.set_result(None)
         await _until(lambda: _handoffs("left_to_agent") == left_before + 4)
         assert state["calls"] == [("route", "c-1", 1)]
         for _, value, headers in [first[1], during, mid]:
             assert await delivery.deliver_read(value, headers, lambda: True) == "ok"
         # Caught up: the next flag is called in process again, before the agent reads it.
-        written = loop.create_future()
-        delivery.hand_off([after], written)
+        written = _hand_off(delivery, [after])
         written.set_result(None)
         await _until(lambda: len(state["calls"]) == 5)
         assert await delivery.deliver_read(after[1], after[2], lambda: True) == "ok"
         await delivery.stop()
 
-    try:
+    with contextlib.ExitStack() as servers:
         asyncio.run(scenario())
         assert state["calls"] == [
             ("route", "c-1", 1), ("update", "c-1", 5), ("route", "c-2", 2), ("update", "c-1", 9),
             ("update", "c-2", 7),
         ]
-    finally:
-        if "server" in state:
-            state["server"].stop(grace=1.0)
 
-
-def _start_server(tmp_path, port: int):
-    from cctriage_common.settings import load
-    from cctriage_routing.server import RoutingServer
-    from cctriage_routing.settings import RoutingSettings
-    from cctriage_routing.testing import server_environment
-
-    environ = server_environment(tmp_path, ROUTING_LISTEN=f"127.0.0.1:{port}")
-    server = RoutingServer(load(RoutingSettings, environ))
-    server.start()
-    return server
