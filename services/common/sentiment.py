@@ -132,8 +132,10 @@ class SentimentModel:
         tokenizer: Tokenizer,
         manifest: dict,
         max_tokens: int,
+        intra_op_threads: int = 1,
     ) -> None:
         self._session = session
+        self.intra_op_threads = intra_op_threads
         self._tokenizer = tokenizer
         self.manifest = manifest
         self.max_tokens = max_tokens
@@ -196,7 +198,7 @@ class SentimentModel:
         tokenizer = Tokenizer.from_str(tokenizer_bytes.decode("utf-8"))
         tokenizer.no_padding()
         tokenizer.no_truncation()
-        return cls(session, tokenizer, manifest, max_tokens)
+        return cls(session, tokenizer, manifest, max_tokens, intra_op_threads)
 
     def score(self, texts: Sequence[str | bytes]) -> list[MessageScores]:
         """Scores for each message, in order; one ONNX run for the whole batch."""
