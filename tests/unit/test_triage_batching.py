@@ -59,7 +59,7 @@ def test_runs_are_cut_where_padding_would_cost_more_than_another_run():
     # Unlike lengths: a short message is not padded to a long one's width.
     assert cut_runs([500, 10, 40], 8, 20) == [[1], [2], [0]]
     # A bigger fixed cost per run (two intra-op threads) keeps more together.
-    assert cut_runs([40, 60], 8, 20) == [[0], [1]] and cut_runs([40, 60], 8, 80) == [[0, 1]]
+    assert cut_runs([40, 70], 8, 20) == [[0], [1]] and cut_runs([40, 70], 8, 80) == [[0, 1]]
     # Lengths past the model's 128 tokens are truncated anyway: alike once capped.
     assert cut_runs([5000, 9000], 8, 20) == [[0, 1]]
     assert cut_runs([], 8, 20) == []
