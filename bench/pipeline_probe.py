@@ -28,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cctriage_common.broker import kafka_broker  # noqa: E402
+from cctriage_common.topics import TopicSettings, ensure_topics  # noqa: E402
 from pipeline_bench import (  # noqa: E402
     ANGRY,
     TOKEN,
@@ -40,11 +42,7 @@ from pipeline_bench import (  # noqa: E402
     publish_paced,
     wait_for,
 )
-
-from cctriage_common.broker import kafka_broker  # noqa: E402
-from cctriage_common.topics import TopicSettings, ensure_topics  # noqa: E402
 from triage_support import Conversation  # noqa: E402
-
 
 INFERENCE = ("duration_seconds_sum", "duration_seconds_count", "batch_size_messages_sum",
              "batch_size_messages_count")
@@ -109,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                 published = publish_paced(bootstrap, topic, events, rate)
                 wait_for(lambda ids=angry: ids <= routing.received.keys(), 180, 0.25, "all routed")
                 used = cpu_used(before, cpu_snapshot(pids))
-                runs = {n: worker.metric(f"cctriage_triage_inference_{n}") - runs_before[n] for n in INFERENCE}
+                runs = {n: worker.metric(f"cctriage_triage_inference_{n}") - runs_before[n]
+                        for n in INFERENCE}
                 if spy is not None:
                     spy.wait(60)
                 values = {c: routing.received[c] - published[c] for c in angry}
@@ -119,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                         for c in sorted(values, key=published.get):
                             out.write(f"{rate} {published[c] - start:.3f} {1000 * values[c]:.1f}\n")
                 slowest = sorted(values, key=values.get)[-5:]
+                onnx_runs = runs["duration_seconds_count"]
                 per_message = {role: {name: round(1000 * v / count, 2) for name, v in threads.items()}
                                for role, threads in used.items()}
                 print(json.dumps({
@@ -126,10 +126,11 @@ def main(argv: list[str] | None = None) -> int:
                     "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                     **{f"p{q}_ms": round(1000 * percentile(ordered, q / 100), 1) for q in (50, 95, 99)},
                     "max_ms": round(1000 * ordered[-1], 1),
-                    "onnx_runs": int(runs["duration_seconds_count"]),
-                    "messages_per_run": round(runs["batch_size_messages_sum"] / max(1, runs["batch_size_messages_count"]), 2),
-                    "ms_per_run": round(1000 * runs["duration_seconds_sum"] / max(1, runs["duration_seconds_count"]), 2),
-                    "slowest": [(round(published[c] - start, 2), round(1000 * values[c], 1)) for c in slowest],
+                    "onnx_runs": int(onnx_runs),
+                    "messages_per_run": round(runs["batch_size_messages_sum"] / max(1, onnx_runs), 2),
+                    "ms_per_run": round(1000 * runs["duration_seconds_sum"] / max(1, onnx_runs), 2),
+                    "slowest": [(round(published[c] - start, 2), round(1000 * values[c], 1))
+                                for c in slowest],
                     "cpu_ms_per_message": per_message,
                 }), flush=True)
         finally:
