@@ -120,6 +120,21 @@ SRE = [
             ("count by (version) (cctriage_triage_model_info)", "{{version}}"),
         ], unit="short", kind="stat", description="Workers per loaded model version (two during a rollout)."),
     ]),
+    Row("Conversation state and routing handoff", [
+        Panel("Conversations in the triage table", [
+            ("sum(cctriage_triage_table_conversations)", "all workers"),
+            ("cctriage_triage_table_conversations", "{{instance}}"),
+        ], unit="short", description="Open conversations plus those closed within the grace. Flat under "
+            "steady traffic; a steady climb means conversations are neither closed nor expired."),
+        Panel("Conversations evicted by reason", [
+            (f"sum by (reason) (rate(cctriage_triage_evicted_conversations_total[{RATE}]))", "{{reason}}"),
+        ], unit="ops", stack=True, description="closed: the grace after the close passed; idle: no event "
+            "for the idle TTL (withdrawn from routing if it was routed)."),
+        Panel("Flags handed to the routing call in process", [
+            (f"sum by (result) (rate(cctriage_triage_routing_handoffs_total[{RATE}]))", "{{result}}"),
+        ], unit="ops", stack=True, description="called: routed without reading the flag back from Kafka; "
+            "left_to_agent: routing failed or is catching up, so route_flags calls in topic order."),
+    ]),
     Row("Resources", [
         Panel("CPU per process", [
             (f'rate(process_cpu_seconds_total{{job=~"cctriage-.*"}}[{RATE}])', "{{job}} {{instance}}"),

@@ -120,7 +120,7 @@ triage = Triage(
     on_fatal=app.crash,
     batch_size=settings.batch_size,
     run_size=settings.model_batch_size,
-    parallel_runs=settings.model_parallel_runs,
+    scorers=settings.model_parallel_runs,
     hand_off=routing.hand_off,
 )
 

@@ -5,10 +5,16 @@
 1. decodes and validates every event (cctriage_common.events); an invalid one goes to the
    dead-letter topic with its original bytes and the reason, and the batch goes on;
 2. drops events whose id the conversation has seen (re-publishes, replays after a crash), and
-   dead-letters late events of conversations no longer in the table (retention.py);
-3. scores all customer messages of the batch in one ONNX run, in a worker thread so the
-   event loop keeps heart-beating, serving /metrics and delivering flags meanwhile;
-4. applies the events to the conversations in order (state.py, policy.py), then picks the
+   dead-letters late events of conversations no longer in the table (retention.py), in step 4;
+3. scores all customer messages of the batch (length-sorted ONNX runs, batching.py) in a
+   worker thread so the event loop keeps heart-beating, serving /metrics and delivering flags
+   meanwhile. Up to ``scorers`` batches are scored at once, each on its own thread: a batch
+   that arrives while the previous one is in the model does not wait for it (at light load,
+   messages mostly come one by one, and a queue behind one model thread was what made the
+   latency tail). Scores depend on the text only, so this step needs no state;
+4. in batch order, once its scores are back: drops events whose id the conversation has seen
+   and late events of evicted conversations (step 2 is done here, on the state the earlier
+   batches left), applies the events to the conversations in order (state.py, policy.py), then picks the
    conversations whose time in the table is up on stream time (retention.py): closed ones
    after the grace, idle ones after the TTL (a routed idle one is withdrawn);
 5. writes every output and waits until the broker has acknowledged each one;
@@ -126,7 +132,7 @@ class Triage:
         on_fatal: Callable[[BaseException], Awaitable[None]],
         batch_size: int = 64,
         run_size: int = 8,
-        parallel_runs: int = 1,
+        scorers: int = 1,
         retention: Retention | None = None,
         hand_off: Callable[[list, asyncio.Future], None] | None = None,
     ) -> None:
@@ -153,14 +159,10 @@ class Triage:
         # State of batches scored but not yet in the table (their writer is still running);
         # None: deleted from the table by that batch.
         self._unwritten: dict[str, tuple[int, dict[str, Any] | None]] = {}
-        # ONNX Runtime releases the GIL; one thread keeps runs in order and the loop free.
-        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="onnx")
-        # A batch of several ONNX runs (a backlog) has up to ``parallel_runs`` of them scored at
-        # once; a small batch (light load) is one run, scored by the thread above alone.
-        self.parallel = (
-            concurrent.futures.ThreadPoolExecutor(parallel_runs, thread_name_prefix="onnx-run")
-            if parallel_runs > 1 else None
-        )
+        # ONNX Runtime releases the GIL; ``scorers`` threads score that many batches at once (one
+        # session takes concurrent runs) while the event loop stays free. Decisions stay in order.
+        self.executor = concurrent.futures.ThreadPoolExecutor(scorers, thread_name_prefix="onnx")
+        self._scorers = asyncio.Semaphore(scorers)
 
     # -- the batch -------------------------------------------------------------------------------
 
@@ -181,40 +183,80 @@ class Triage:
         await self._queue.put(list(batch))
 
     async def _score_batches(self) -> None:
+        """Take batches as scorer threads come free; decide and write them in arrival order."""
+        scored: asyncio.Queue = asyncio.Queue()
+        decider = asyncio.ensure_future(self._decide_in_order(scored))
+        try:
+            while True:
+                await self._scorers.acquire()
+                batch = await self._queue.get()
+                taken = 1
+                # Merge what waits, up to a full batch: fewer, fuller ONNX runs when busy, no
+                # waiting when idle.
+                while not self._queue.empty() and len(batch) < self.batch_size:
+                    batch.extend(self._queue.get_nowait())
+                    taken += 1
+                outputs = Outputs()
+                items = [item for item in (self._validate(event, outputs) for event in batch) if item]
+                scoring = self._start_scoring(items)
+                scoring.add_done_callback(lambda _: self._scorers.release())
+                scored.put_nowait((batch, taken, items, outputs, scoring))
+        finally:
+            decider.cancel()
+
+    async def _decide_in_order(self, scored: asyncio.Queue) -> None:
         while True:
-            batch = await self._queue.get()
-            # Merge what waits, up to a full batch: fewer, fuller ONNX runs when busy, no
-            # waiting when idle.
-            while not self._queue.empty() and len(batch) < self.batch_size:
-                batch.extend(self._queue.get_nowait())
-                self._queue.task_done()
+            batch, taken, items, outputs, scoring = await scored.get()
             try:
-                await self.handle_batch(batch)
+                await self.handle_batch(batch, items, outputs, scoring)
             except Exception as exc:  # noqa: BLE001 - the events stay un-acked
                 log.critical("processing a batch failed; stopping the worker", exc_info=True)
                 await self.on_fatal(exc)
                 raise
             finally:
-                self._queue.task_done()
+                for _ in range(taken):
+                    self._queue.task_done()
 
-    async def handle_batch(self, batch: Sequence[Any]) -> None:
-        """Decode, dedupe, score and decide; then write in the background, then release acks.
+    def _start_scoring(self, items: list[_Item]) -> asyncio.Future:
+        """The ONNX runs for the batch's customer messages, started now on a free scorer thread."""
+        to_score = [
+            item for item in items
+            if item.decoded.WhichOneof("payload") == "message_posted"
+            and item.decoded.message_posted.author_role == CUSTOMER
+        ]
+        texts = [item.decoded.message_posted.text for item in to_score]
+        if not texts:
+            done = asyncio.get_running_loop().create_future()
+            done.set_result([])
+            return done
+        return asyncio.get_running_loop().run_in_executor(
+            self.executor, batching.score_by_length, self.model_provider(), texts, self.run_size,
+            _observe_run,
+        )
+
+    async def handle_batch(
+        self, batch: Sequence[Any], items: list[_Item], outputs: Outputs, scoring: asyncio.Future
+    ) -> None:
+        """Dedupe and decide on ``items`` (validated, scoring started), in batch order; then write
+        in the background, then release acks.
 
         Writing batch k (waiting for the broker's acks) overlaps scoring batch k+1. Writers run
         strictly one after the other, so outputs, changelog records and acks keep batch order.
         """
         self._batches += 1
         number = self._batches
-        outputs = Outputs()
+        await self._score(items, outputs, scoring)
         states: dict[str, ConversationState] = {}
         last_event: dict[str, Any] = {}
-        items: list[_Item] = []
+        kept: list[_Item] = []
         newest: dict[int, _Item] = {}  # per partition, its last event of the batch
 
-        for event in batch:
-            item = self._validate(event, outputs)
-            if item is None:
+        for item in items:
+            if item.unscorable:
+                # Dead-lettered (the model could not score it), not applied; not remembered
+                # either, so a replay from the dead-letter topic is not taken for a duplicate.
                 continue
+            event = item.event
             conversation_id = item.decoded.conversation_id
             partition = event.message.partition
             newest[partition] = item
@@ -241,21 +283,9 @@ class Triage:
                 continue
             state.remember(item.decoded.event_id)
             last_event[conversation_id] = event
-            items.append(item)
+            kept.append(item)
 
-        to_score = [
-            item for item in items
-            if item.decoded.WhichOneof("payload") == "message_posted"
-            and item.decoded.message_posted.author_role == CUSTOMER
-        ]
-        if to_score:
-            await self._score(to_score, outputs)
-
-        for item in items:
-            if item.unscorable:
-                # Not processed: a replay from the dead-letter topic must not count as a duplicate.
-                states[item.decoded.conversation_id].seen.remove(item.decoded.event_id)
-                continue
+        for item in kept:
             self._apply(item, states[item.decoded.conversation_id], outputs)
 
         for conversation_id, event in last_event.items():
@@ -407,22 +437,26 @@ class Triage:
             return None
         return ConversationState.from_dict(stored)
 
-    async def _score(self, items: list[_Item], outputs: Outputs) -> None:
-        texts = [item.decoded.message_posted.text for item in items]
-        model = self.model_provider()
-        loop = asyncio.get_running_loop()
+    async def _score(self, items: list[_Item], outputs: Outputs, scoring: asyncio.Future) -> None:
+        """Wait for the batch's scores; if the ONNX run failed, score message by message."""
+        to_score = [
+            item for item in items
+            if item.decoded.WhichOneof("payload") == "message_posted"
+            and item.decoded.message_posted.author_role == CUSTOMER
+        ]
         try:
-            scores = await loop.run_in_executor(
-                self.executor, batching.score_by_length, model, texts, self.run_size, _observe_run,
-                self.parallel,
-            )
+            scores = await scoring
         except Exception:  # noqa: BLE001 - one bad message must not stop the stream
             metrics.MODEL_ERRORS.inc()
             log.exception("ONNX run failed; scoring the batch message by message")
+            model = self.model_provider()
+            loop = asyncio.get_running_loop()
             scores = []
-            for item, text in zip(items, texts, strict=True):
+            for item in to_score:
                 try:
-                    (one,) = await loop.run_in_executor(self.executor, model.score, [text])
+                    (one,) = await loop.run_in_executor(
+                        self.executor, model.score, [item.decoded.message_posted.text]
+                    )
                 except Exception as exc:  # noqa: BLE001
                     metrics.MODEL_ERRORS.inc()
                     self._dead_letter(
@@ -432,7 +466,7 @@ class Triage:
                     item.unscorable = True
                     one = None
                 scores.append(one)
-        for item, score in zip(items, scores, strict=True):
+        for item, score in zip(to_score, scores, strict=True):
             item.scores = score
             item.cues = policy.detect_cues(item.decoded.message_posted.text)
 
@@ -573,8 +607,6 @@ class Triage:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
-        if self.parallel is not None:
-            self.parallel.shutdown(wait=True)
 
 
 def _observe_run(messages: int, seconds: float) -> None:

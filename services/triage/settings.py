@@ -63,8 +63,9 @@ class TriageSettings:
     )
     model_parallel_runs: int = env_field(
         "TRIAGE_MODEL_PARALLEL_RUNS", 1,
-        "Most ONNX runs of one batch scored at once (a backlog batch has several runs; a small "
-        "batch is one run, so light load uses one thread).",
+        "Batches scored at once, each on its own thread with TRIAGE_MODEL_THREADS intra-op "
+        "threads: a batch taken while another is in the model starts at once instead of "
+        "queueing behind it; decisions and writes stay in event order.",
     )
     batch_size: int = env_field(
         "TRIAGE_BATCH_SIZE", 64,
@@ -73,7 +74,7 @@ class TriageSettings:
     model_batch_size: int = env_field(
         "TRIAGE_MODEL_BATCH_SIZE", 8,
         "Most messages per ONNX run: a batch's messages are sorted by length and cut into runs "
-        "of this many (little padding; 8 measured fastest on support messages).",
+        "of at most this many where padding costs less than another run (`batching.cut_runs`).",
     )
     gil_switch_interval_s: float = env_field(
         "TRIAGE_GIL_SWITCH_INTERVAL_S", 0.0005,
