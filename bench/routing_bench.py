@@ -5,6 +5,8 @@
 
 Prints a table and writes bench/results/routing_bench.json. The same run measures a naive
 baseline (a linear-scan matcher over the same world) so the figures compare like for like.
+RouteStream is also driven by bench/grpc_load (Node, @grpc/grpc-js; ``npm ci`` on first use,
+skipped with a note without node), against the real server and a do-nothing one.
 """
 
 from __future__ import annotations
@@ -428,6 +430,82 @@ def _run_clients(
     }
 
 
+NODE_LOAD = ROOT / "bench" / "grpc_load"
+# The Node load: 2 RouteStreams in one process, 500 routes ahead of their acks each.
+NODE_STREAMS, NODE_WINDOW = 2, 500
+
+
+def node_load_ready() -> str | None:
+    """Install bench/grpc_load's packages if needed (``npm ci``); None, or why it cannot run."""
+    import shutil
+
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "node/npm not found (install Node.js >= 18 for the Node load generator)"
+    if not (NODE_LOAD / "node_modules" / "@grpc" / "grpc-js").is_dir():
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODE_LOAD,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            return f"npm ci failed in bench/grpc_load: {done.stderr.strip()[-500:]}"
+    return None
+
+
+def _run_node(address: str, calls: int, prefix: str, server_pid: int) -> dict:
+    """RouteStream load from bench/grpc_load/load.js (Node, @grpc/grpc-js): a client that
+    costs ~60 us of CPU per route instead of Python's ~200-300, so the server gets the cores.
+    ``calls`` routes per stream; figures as ``_run_clients``."""
+    cpu_before = _cpu_seconds(server_pid)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_average = os.getloadavg()[0]
+    out = subprocess.run(
+        [
+            "node",
+            str(NODE_LOAD / "load.js"),
+            "--address",
+            address,
+            "--mode",
+            "stream",
+            "--streams",
+            str(NODE_STREAMS),
+            "--calls",
+            str(calls),
+            "--window",
+            str(NODE_WINDOW),
+            "--prefix",
+            prefix,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    server_cpu = _cpu_seconds(server_pid) - cpu_before
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (children.ru_utime + children.ru_stime) - (
+        children_before.ru_utime + children_before.ru_stime
+    )
+    seconds = r["end"] - r["start"]
+    return {
+        "mode": "stream",
+        "client": "node",
+        "streams": NODE_STREAMS,
+        "window": NODE_WINDOW,
+        "calls": r["calls"],
+        "routes": r["routes"],
+        "seconds": round(seconds, 2),
+        "routes_per_second": round(r["routes"] / seconds),
+        "errors": r["errors"],
+        "server_cpu_us_per_route": round(server_cpu / r["routes"] * 1e6),
+        "client_cpu_us_per_route": round(client_cpu / r["routes"] * 1e6),
+        "load_average_before": round(load_average, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+    }
+
+
 def _populate(address: str, agents: int, waiting: int) -> None:
     """Fill a running server to size over gRPC: agents (all full) and a waiting queue."""
     import grpc
@@ -638,6 +716,7 @@ def bench_floors(calls: int) -> dict:
     from cctriage_routing.testing import free_port
 
     out = {}
+    node = node_load_ready()
     for kind in ("sync", "aio"):
         address = f"127.0.0.1:{free_port()}"
         proc = _start_bench_server(["--echo", "--server-kind", kind], address)
@@ -649,6 +728,8 @@ def bench_floors(calls: int) -> dict:
             out[f"{kind}_stream"] = _run_clients(
                 address, 2, calls * 2, STREAM_WINDOW, f"s{kind}", "stream", server_pid=proc.pid
             )
+            if kind == "sync" and node is None:
+                out["sync_stream_node"] = _run_node(address, calls * 2, "ns", proc.pid)
         finally:
             proc.terminate()
             proc.wait(10)
@@ -679,6 +760,11 @@ def bench_grpc(agents: int, waiting: int, calls: int, synchronous: str) -> dict:
             out["populate_seconds"] = round(time.perf_counter() - t0, 1)
             out["server_rss_mb_at_size"] = round(_rss_mb(proc.pid), 1)
             pid = proc.pid
+            node = node_load_ready()
+            if node is None:
+                out["stream_node"] = _run_node(address, calls * 2, "n", pid)
+            else:
+                out["stream_node"] = {"skipped": node}
             out["unary"] = _run_clients(address, 2, calls, 64, "u", "unary", server_pid=pid)
             out["stream"] = _run_clients(address, 2, calls * 2, STREAM_WINDOW, "s", "stream", server_pid=pid)
             out["batch_100"] = _run_clients(
@@ -796,6 +882,31 @@ def main() -> None:
         g = results.get(f"grpc_{mode}")
         if not g:
             continue
+        node = g.get("stream_node", {})
+        if "skipped" in node:
+            rows.append((f"RouteStream with the Node load generator, journal {mode.upper()}", "skipped", ""))
+            print(f"Node load generator skipped: {node['skipped']}")
+        elif node:
+            floor = floors.get("sync_stream_node")
+            verdict = "holds" if node["routes_per_second"] >= 5000 else "fails"
+            rows.append(
+                (
+                    f"routes/s over gRPC, RouteStream, 1 route per message, Node load, journal {mode.upper()}"
+                    f" (target >= 5,000: {verdict})",
+                    f"{node['routes_per_second']}"
+                    + (f" ({node['errors']} errors)" if node["errors"] else ""),
+                    f"{floor['routes_per_second']} (do-nothing)" if floor else "",
+                )
+            )
+            rows.append(
+                (
+                    "  server / client CPU per route (us), RouteStream, Node load",
+                    f"{node['server_cpu_us_per_route']} / {node['client_cpu_us_per_route']}",
+                    f"{floor['server_cpu_us_per_route']} / {floor['client_cpu_us_per_route']}"
+                    if floor
+                    else "",
+                )
+            )
         for name, key, floor in paths:
             rows.append(
                 (

@@ -620,6 +620,17 @@ STREAM_WINDOW = 1000
 _NOTHING = object()  # nothing arrived
 
 
+def _committed(ticket) -> bool:
+    """Whether ``journal.wait(ticket)`` would return at once (a ticket is a lock the
+    journal releases on commit; see Journal.submit)."""
+    if ticket is None:
+        return True
+    if ticket.acquire(blocking=False):
+        ticket.release()
+        return True
+    return False
+
+
 def _error_ack(message: pb.RouteConversationRequest, exc: RoutingError) -> pb.RouteAck:
     return pb.RouteAck(
         idempotency_key=message.idempotency_key,
@@ -728,8 +739,8 @@ class TriageRoutingServicer(pb_grpc.TriageRoutingServicer):
             return acks
 
         threading.Thread(target=read, name="route-stream-reader", daemon=True).start()
-        # Batches applied and handed to the journal, oldest first: while one commits, the
-        # acks of the one before it go out.
+        # Batches applied and handed to the journal, oldest first: while they commit, the
+        # acks of those before them go out.
         in_flight: collections.deque = collections.deque()
         try:
             while True:
@@ -760,7 +771,14 @@ class TriageRoutingServicer(pb_grpc.TriageRoutingServicer):
                     except JournalError as exc:
                         _abort(context, exc)
                     in_flight.append((ticket, acks))
-                if in_flight and (len(in_flight) > 1 or first is _NOTHING or last):
+                if in_flight and (first is _NOTHING or last):
+                    # Nothing new to apply: wait for the oldest batch's commit.
+                    ticket, acks = in_flight.popleft()
+                    yield from self._durable(context, ticket, acks)
+                    room.release(len(acks))
+                # Send whatever has committed meanwhile; the rest keeps committing (and new
+                # batches keep joining the journal's group commit) while the acks go out.
+                while in_flight and _committed(in_flight[0][0]):
                     ticket, acks = in_flight.popleft()
                     yield from self._durable(context, ticket, acks)
                     room.release(len(acks))

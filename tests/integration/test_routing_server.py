@@ -13,6 +13,7 @@ import pytest
 from cctriage.routing.v1 import routing_pb2 as pb
 from cctriage.routing.v1 import routing_pb2_grpc as rpc
 from cctriage_routing.testing import in_process_server
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -363,6 +364,98 @@ def test_route_stream_acks_what_it_applied_then_ends_unavailable_on_stop(tmp_pat
             stopped.join(10)
             assert time.monotonic() - started < 3.0  # ends the stream, does not sit out the grace
             outgoing.put(None)
+
+
+def _stream_request(i: int) -> pb.RouteConversationRequest:
+    return pb.RouteConversationRequest(
+        idempotency_key=f"w{i}",
+        conversation_id=f"w{i}",
+        tenant_id="t",
+        queue="q",
+        channel=CHAT,
+        language="en",
+        sequence=1,
+    )
+
+
+def _applied(s) -> int:
+    with s.lock:
+        return len(s.engine.conversations)
+
+
+def test_route_stream_acks_nothing_before_its_commit_and_reads_at_most_the_window_ahead(
+    tmp_path, monkeypatch
+):
+    from cctriage_routing import server as routing_server
+
+    class Arrived(queue.SimpleQueue):
+        """The stream's queue of requests read off the wire, counting them."""
+
+        read = 0
+
+        def put(self, item, *args, **kwargs):
+            if item is not None:
+                Arrived.read += 1
+            super().put(item, *args, **kwargs)
+
+    monkeypatch.setattr(routing_server, "STREAM_WINDOW", 20)
+    with in_process_server(tmp_path) as s:
+        committing = threading.Event()
+        write = s.journal._write
+
+        def held_write(db, items):  # a slow disk: commits wait until the test lets them
+            committing.wait(10)
+            write(db, items)
+
+        monkeypatch.setattr(s.journal, "_write", held_write)
+        monkeypatch.setattr(routing_server.queue, "SimpleQueue", Arrived)
+        with grpc.insecure_channel(f"127.0.0.1:{s.port}") as ch:
+            requests = [_stream_request(i) for i in range(60)]
+            acks = rpc.TriageRoutingStub(ch).RouteStream(iter(requests), timeout=30)
+            first: queue.Queue = queue.Queue()
+            threading.Thread(target=lambda: first.put(next(acks)), daemon=True).start()
+            deadline = time.monotonic() + 5
+            while Arrived.read < 20 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)
+            assert _applied(s) > 0 and first.empty(), "routes applied, none acked before the commit"
+            assert Arrived.read == 20, "nothing acked: the stream reads no more than the window"
+            committing.set()
+            keys = [first.get(timeout=10).idempotency_key] + [a.idempotency_key for a in acks]
+        assert keys == [f"w{i}" for i in range(60)]
+        assert Arrived.read == 60
+
+
+def test_oldest_wait_gauge_is_the_engines_oldest_wait(tmp_path):
+    from cctriage_routing import metrics
+
+    def gauge() -> list[float]:
+        return [metrics.oldest_wait_seconds.labels(b)._value.get() for b in metrics.PRIORITY_BANDS]  # noqa: SLF001
+
+    with in_process_server(tmp_path) as s, grpc.insecure_channel(f"127.0.0.1:{s.port}") as ch:
+        stub = rpc.TriageRoutingStub(ch)
+        now = time.time()
+        for conv_id, priority, waited in (("o1", 10, 30.0), ("o2", 90, 120.0), ("o3", 95, 5.0)):
+            flagged = Timestamp()
+            flagged.FromNanoseconds(int((now - waited) * 1e9))
+            stub.RouteConversation(
+                pb.RouteConversationRequest(
+                    idempotency_key=conv_id,
+                    conversation_id=conv_id,
+                    tenant_id="t",
+                    queue="q",
+                    channel=CHAT,
+                    priority=priority,
+                    language="en",
+                    sequence=1,
+                    flagged_at=flagged,
+                )
+            )
+        s.refresh_gauges()
+        with s.lock:
+            expected = s.engine.oldest_wait_by_band()
+        assert gauge() == pytest.approx(expected, abs=1.0)
+        assert gauge()[0] == pytest.approx(30.0, abs=2.0) and gauge()[3] == pytest.approx(120.0, abs=2.0)
 
 
 def test_metrics_endpoint_has_rpc_and_domain_metrics(server, channel):
