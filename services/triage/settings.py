@@ -51,10 +51,10 @@ class TriageSettings:
         "CCTRIAGE_MODEL_DIR", "", "Directory of the ONNX sentiment model; empty = the bundled model."
     )
     model_threads: int = env_field(
-        "TRIAGE_MODEL_THREADS", 2,
-        "ONNX Runtime intra-op threads. 2 without spinning gave one worker on 2 cores the best "
-        "throughput (81% of the model ceiling vs 57% with 1), but 1 the better p99 at half load "
-        "(48 vs 163 ms; README Benchmark); with several workers per host, cores / workers.",
+        "TRIAGE_MODEL_THREADS", 1,
+        "ONNX Runtime intra-op threads per scoring thread. 1 with TRIAGE_MODEL_PARALLEL_RUNS=2 on "
+        "2 cores: a lone message costs less CPU than on 2 threads and two batches are scored at "
+        "once (README Benchmark, session 5); with several workers per host, cores / workers in total.",
     )
     model_spinning: bool = env_field(
         "TRIAGE_MODEL_SPINNING", False,
@@ -62,7 +62,7 @@ class TriageSettings:
         "only). Off: spinning threads took the cores the event loop needed.",
     )
     model_parallel_runs: int = env_field(
-        "TRIAGE_MODEL_PARALLEL_RUNS", 1,
+        "TRIAGE_MODEL_PARALLEL_RUNS", 2,
         "Batches scored at once, each on its own thread with TRIAGE_MODEL_THREADS intra-op "
         "threads: a batch taken while another is in the model starts at once instead of "
         "queueing behind it; decisions and writes stay in event order.",
