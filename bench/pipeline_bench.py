@@ -293,6 +293,26 @@ def publish_paced(bootstrap: str, topic: str, events: list, rate: float) -> dict
     return published
 
 
+# How long a latency phase waits for its last route call after publishing; a conversation not
+# routed by then counts as that late (the worker fell behind: the rate was over its capacity).
+ROUTE_WAIT_S = 120.0
+
+
+def route_latencies(
+    routing: RoutingProbe, published: dict[str, float], ids: set[str], wait_s: float
+) -> tuple[dict[str, float], int]:
+    """Publish -> route call seconds for ``ids``, waiting at most ``wait_s`` after the last publish;
+    a conversation still not routed counts as routed at the deadline.
+
+    Returns ({conversation id: seconds}, how many were not routed)."""
+    deadline = max(published[c] for c in ids) + wait_s
+    while not ids <= routing.received.keys() and time.time() < deadline:
+        time.sleep(POLL_S)
+    received = dict(routing.received)
+    values = {c: received.get(c, deadline) - published[c] for c in ids}
+    return values, sum(1 for c in ids if c not in received)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -485,7 +505,10 @@ def run(
                 count = max(5, int(rate * latency_seconds))
                 angry_ids: set[str] = set()
                 events = []
-                calm_conversations = [Conversation() for _ in range(64)]
+                # One event second per calm message: at 20 s (the default) 64 conversations'
+                # clocks ran minutes ahead of the new angry ones at high rates, and the worker
+                # rightly dead-lettered those as late (older than the grace behind the partition).
+                calm_conversations = [Conversation(step_s=1.0) for _ in range(64)]
                 for i in range(count):
                     if i % 5 == 0:
                         conversation = Conversation()
@@ -496,16 +519,18 @@ def run(
                 log(f"latency at {100 * fraction:.0f}%: {count} messages at {rate:.0f}/s, "
                     f"{len(angry_ids)} to route ...")
                 published = publish_paced(bootstrap, topic, events, rate)
-                wait_for(lambda ids=angry_ids: ids <= routing.received.keys(), 180, POLL_S,
-                         "every angry conversation routed")
-                values = [routing.received[c] - published[c] for c in angry_ids]
+                by_id, unrouted = route_latencies(routing, published, angry_ids, ROUTE_WAIT_S)
+                values = list(by_id.values())
                 row = {
                     "offered_messages_per_s": round(rate, 1),
-                    "route_calls": len(values),
+                    "route_calls": len(angry_ids) - unrouted,
+                    "unrouted": unrouted,
                     **{f"p{q}_ms": round(1000 * percentile(values, q / 100), 1) for q in (50, 95, 99)},
                     "max_ms": round(1000 * max(values), 1),
                 }
-                log(f"  p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, p99 {row['p99_ms']} ms")
+                log(f"  p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, p99 {row['p99_ms']} ms"
+                    + (f"; {unrouted} not routed {ROUTE_WAIT_S:.0f} s after publishing (counted as"
+                       f" that long: the percentiles are lower bounds)" if unrouted else ""))
                 latency[f"{round(100 * fraction)}%"] = row
             results["event_to_route_call"] = latency
             memory = {role: rss_mb(pid) for role, pid in pids.items()}

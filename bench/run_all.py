@@ -161,7 +161,8 @@ def pipeline(figures: Figures, quick: bool) -> dict:
             "<= 100 ms at half max" if half else "",
             point["p99"] <= 100 if half else None,
             5 if half else None,
-            note=f"{point['routed']} routes",
+            note=f"{point['routed']} routes"
+            + (f"; {point['unrouted']} not routed in time (lower bound)" if point.get("unrouted") else ""),
         )
     return result
 
@@ -176,6 +177,7 @@ def pipeline_rates(result: dict) -> list[dict]:
                 "p50": p["event_to_route_call_ms"]["p50"],
                 "p99": p["event_to_route_call_ms"]["p99"],
                 "routed": p["route_calls"],
+                "unrouted": p.get("unrouted", 0),
                 **(
                     {"achieved_per_s": p["achieved_messages_per_s"]} if "achieved_messages_per_s" in p else {}
                 ),
