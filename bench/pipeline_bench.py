@@ -293,6 +293,26 @@ def publish_paced(bootstrap: str, topic: str, events: list, rate: float) -> dict
     return published
 
 
+def latency_traffic(count: int, pool: Sequence[str]) -> tuple[list, set[str]]:
+    """``count`` customer messages: every fifth the one angry message of a new conversation (it
+    must be routed), the rest calm messages spread over 64 conversations. Returns (events, the
+    angry conversations' ids)."""
+    # One event second per calm message: at 20 s (the default) the 64 conversations' clocks ran
+    # minutes ahead of the new angry ones at high rates, and the worker rightly dead-lettered
+    # those as late (older than the grace behind their partition's newest event).
+    calm = [Conversation(step_s=1.0) for _ in range(64)]
+    angry: set[str] = set()
+    events = []
+    for i in range(count):
+        if i % 5 == 0:
+            conversation = Conversation()
+            angry.add(conversation.conversation_id)
+            events.append(conversation.customer(ANGRY))
+        else:
+            events.append(calm[i % 64].customer(pool[i % len(pool)]))
+    return events, angry
+
+
 # How long a latency phase waits for its last route call after publishing; a conversation not
 # routed by then counts as that late (the worker fell behind: the rate was over its capacity).
 ROUTE_WAIT_S = 120.0
@@ -503,19 +523,7 @@ def run(
             for fraction in rates:
                 rate = e2e_rate * fraction
                 count = max(5, int(rate * latency_seconds))
-                angry_ids: set[str] = set()
-                events = []
-                # One event second per calm message: at 20 s (the default) 64 conversations'
-                # clocks ran minutes ahead of the new angry ones at high rates, and the worker
-                # rightly dead-lettered those as late (older than the grace behind the partition).
-                calm_conversations = [Conversation(step_s=1.0) for _ in range(64)]
-                for i in range(count):
-                    if i % 5 == 0:
-                        conversation = Conversation()
-                        angry_ids.add(conversation.conversation_id)
-                        events.append(conversation.customer(ANGRY))
-                    else:
-                        events.append(calm_conversations[i % 64].customer(pool[i % len(pool)]))
+                events, angry_ids = latency_traffic(count, pool)
                 log(f"latency at {100 * fraction:.0f}%: {count} messages at {rate:.0f}/s, "
                     f"{len(angry_ids)} to route ...")
                 published = publish_paced(bootstrap, topic, events, rate)

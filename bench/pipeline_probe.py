@@ -31,13 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cctriage_common.broker import kafka_broker  # noqa: E402
 from cctriage_common.topics import TopicSettings, ensure_topics  # noqa: E402
 from pipeline_bench import (  # noqa: E402
-    ANGRY,
     ROUTE_WAIT_S,
     TOKEN,
     RoutingProbe,
     WorkerFactory,
     cpu_snapshot,
     cpu_used,
+    latency_traffic,
     message_pool,
     percentile,
     publish_paced,
@@ -84,19 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_for(lambda: scored() >= len(warm), 180, 0.25, "warm-up processed")
             for number, rate in enumerate(float(r) for r in args.rates.split(",")):
                 count = int(rate * args.seconds)
-                # One event second per calm message: at 20 s (the default) 64 conversations'
-                # clocks ran minutes ahead of the new angry ones at high rates, and the worker
-                # rightly dead-lettered those as late (older than the grace behind the partition).
-                calm = [Conversation(step_s=1.0) for _ in range(64)]
-                angry: set[str] = set()
-                events = []
-                for i in range(count):
-                    if i % 5 == 0:
-                        conversation = Conversation()
-                        angry.add(conversation.conversation_id)
-                        events.append(conversation.customer(ANGRY))
-                    else:
-                        events.append(calm[i % 64].customer(pool[i % len(pool)]))
+                events, angry = latency_traffic(count, pool)
                 spy = None
                 if number == 0 and args.pyspy and shutil.which("py-spy"):
                     spy = subprocess.Popen(

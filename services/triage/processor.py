@@ -219,11 +219,7 @@ class Triage:
 
     def _start_scoring(self, items: list[_Item]) -> asyncio.Future:
         """The ONNX runs for the batch's customer messages, started now on a free scorer thread."""
-        to_score = [
-            item for item in items
-            if item.decoded.WhichOneof("payload") == "message_posted"
-            and item.decoded.message_posted.author_role == CUSTOMER
-        ]
+        to_score = _customer_messages(items)
         texts = [item.decoded.message_posted.text for item in to_score]
         if not texts:
             done = asyncio.get_running_loop().create_future()
@@ -439,11 +435,7 @@ class Triage:
 
     async def _score(self, items: list[_Item], outputs: Outputs, scoring: asyncio.Future) -> None:
         """Wait for the batch's scores; if the ONNX run failed, score message by message."""
-        to_score = [
-            item for item in items
-            if item.decoded.WhichOneof("payload") == "message_posted"
-            and item.decoded.message_posted.author_role == CUSTOMER
-        ]
+        to_score = _customer_messages(items)
         try:
             scores = await scoring
         except Exception:  # noqa: BLE001 - one bad message must not stop the stream
@@ -607,6 +599,15 @@ class Triage:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+
+
+def _customer_messages(items: list[_Item]) -> list[_Item]:
+    """The items the model scores: customer messages (agent and bot messages are not the mood)."""
+    return [
+        item for item in items
+        if item.decoded.WhichOneof("payload") == "message_posted"
+        and item.decoded.message_posted.author_role == CUSTOMER
+    ]
 
 
 def _observe_run(messages: int, seconds: float) -> None:
