@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the worker")
     parser.add_argument("--pyspy", type=float, default=0.0, help="seconds of py-spy during the first rate")
     parser.add_argument("--pyspy-out", default="/tmp/worker-profile.txt")
-    parser.add_argument("--series", default="", help="write (rate, s after start, latency ms) rows here")
+    parser.add_argument("--series", default="",
+                        help="write (rate, s after start, latency ms, conversation, published at) rows here")
     args = parser.parse_args(argv)
     extra = dict(item.split("=", 1) for item in args.env)
     pool = message_pool()
@@ -67,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_topics(bootstrap, prefix=prefix, settings=TopicSettings(prefix=prefix, partitions=4))
         factory = WorkerFactory(
             bootstrap, prefix, tmp, routing.target, partitions=4,
-            extra_env={"TRIAGE_ROUTING_TOKEN": TOKEN, "TRIAGE_LOG_LEVEL": "warning",
-                       "TRIAGE_MODEL_THREADS": "2", **extra},
+            # The worker's own defaults unless --env overrides them.
+            extra_env={"TRIAGE_ROUTING_TOKEN": TOKEN, "TRIAGE_LOG_LEVEL": "warning", **extra},
         )
         topic = factory.topic("support-events")
         try:
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.series:
                     with open(args.series, "a") as out:
                         for c in sorted(values, key=published.get):
-                            out.write(f"{rate} {published[c] - start:.3f} {1000 * values[c]:.1f}\n")
+                            out.write(f"{rate} {published[c] - start:.3f} {1000 * values[c]:.1f} "
+                                      f"{c} {published[c]:.4f}\n")
                 slowest = sorted(values, key=values.get)[-5:]
                 onnx_runs = runs["duration_seconds_count"]
                 per_message = {role: {name: round(1000 * v / count, 2) for name, v in threads.items()}

@@ -77,7 +77,7 @@ from benchlib import cpu_seconds, describe, machine, percentile, status_mb  # no
 from cctriage_common import topics  # noqa: E402
 from cctriage_common.broker import BrokerSettings, EmbeddedBroker  # noqa: E402
 from cctriage_common.settings import load  # noqa: E402
-from cctriage_common.topics import TopicSettings, ensure_topics  # noqa: E402
+from cctriage_common.topics import TopicSettings, create_topics  # noqa: E402
 from triage_support import Conversation, WorkerFactory, free_port, producer, wait_for  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -523,6 +523,21 @@ def plot(result: dict, path: Path) -> bool:
 # -- the run -------------------------------------------------------------------------------------
 
 
+def soak_topics(prefix: str, settings: TopicSettings, retention_s: float) -> list[tuple[str, int, dict]]:
+    """Every declared topic, with ``retention.ms`` cut to ``retention_s`` on the delete-policy ones
+    (0 keeps the declared days). A production cluster deletes old segments; the embedded broker
+    keeps what it is told to, and a broker holding ten minutes of every record grows in memory
+    and in CPU per request over the run (measured: docs/broker.md), which the soak would then
+    report as the pipeline's trend."""
+    out = []
+    for spec in topics.ALL:
+        configs = spec.configs(settings)
+        if retention_s and spec.cleanup_policy == "delete":
+            configs = {**configs, "retention.ms": str(int(retention_s * 1000))}
+        out.append((spec.full_name(prefix), spec.partition_count(settings), configs))
+    return out
+
+
 def soak(args: argparse.Namespace, work: Path) -> dict:
     texts = calm_texts()
     prefix = f"soak-{uuid.uuid4().hex[:6]}."
@@ -536,10 +551,19 @@ def soak(args: argparse.Namespace, work: Path) -> dict:
         if broker_settings.bootstrap_servers:
             bootstrap = broker_settings.bootstrap_servers
         else:
-            broker = EmbeddedBroker(broker_settings.embedded_broker, data_dir=work / "broker").start()
+            if args.broker == "noida":
+                # noida-db reports true end offsets, so producers batch as on Apache Kafka
+                # (Tansu needs one record per batch: docs/broker.md). Children inherit this.
+                os.environ.setdefault("CCTRIAGE_KAFKA_PRODUCER_MAX_BATCH_BYTES", "65536")
+            broker = EmbeddedBroker(args.broker, data_dir=work / "broker").start()
             bootstrap = broker.bootstrap
+        result["broker"] = {
+            "kind": args.broker if broker else "external",
+            "retention_seconds": args.retention_s,
+            "producer_max_batch_bytes": os.environ.get("CCTRIAGE_KAFKA_PRODUCER_MAX_BATCH_BYTES", "1"),
+        }
         topic_settings = TopicSettings(prefix=prefix, partitions=args.partitions)
-        ensure_topics(bootstrap, prefix=prefix, settings=topic_settings)
+        create_topics(bootstrap, soak_topics(prefix, topic_settings, args.retention_s))
 
         from cctriage_routing.testing import server_environment, start_process
 
@@ -844,6 +868,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="most the p99 trend may rise over the run, as a share of the first minute's p99")
     parser.add_argument("--max-backlog-rise-s", type=float, default=2.0,
                         help="most the backlog trend may rise over the last two thirds, in s of traffic")
+    parser.add_argument(
+        "--broker", choices=("noida", "tansu"), default="noida",
+        help="embedded broker (noida): Tansu keeps every record and cannot delete any, so its cost "
+        "per request grows all run long; noida-db applies --retention-s",
+    )
+    parser.add_argument(
+        "--retention-s", type=float, default=120.0,
+        help="retention.ms of the delete-policy topics, in seconds (120; 0 = as declared)",
+    )
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--agents", type=int, default=60)
     parser.add_argument("--pace", type=float, default=0.5, help="scales the agents' handle/wrap-up times")

@@ -59,3 +59,14 @@ def test_a_backlog_climbing_under_the_level_limit_is_not_stable():
 )
 def test_slope_per_minute(points, slope):
     assert soak.slope_per_min(points) == (pytest.approx(slope) if slope is not None else None)
+
+
+def test_soak_topics_cut_retention_and_zero_keeps_the_declared_days():
+    # Every declared topic is delete-policy (faust's compacted changelog is not declared here).
+    settings = soak.TopicSettings(prefix="s.", partitions=4)
+    declared = {name: configs for name, _, configs in soak.soak_topics("s.", settings, 0)}
+    cut = {name: configs for name, _, configs in soak.soak_topics("s.", settings, 120)}
+    assert cut.keys() == declared.keys() and "s.support-events" in cut
+    for name, configs in cut.items():
+        assert configs["retention.ms"] == "120000", name
+        assert int(declared[name]["retention.ms"]) >= 24 * 3600 * 1000, name
