@@ -48,6 +48,30 @@ def machine() -> dict:
     }
 
 
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time so far, from /proc/stat's first line (user ... steal), in ticks."""
+    try:
+        return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except OSError:
+        return []
+
+
+def cpu_shares(before: list[int], after: list[int]) -> dict[str, float]:
+    """Busy, idle and steal shares of all CPU time between two ``cpu_ticks()``. Steal is time the
+    hypervisor ran someone else while this VM had work: a run with much of it measured a smaller
+    machine than it says (this one is a 2-vCPU VM on a shared host)."""
+    if len(before) < 8 or len(after) < 8:
+        return {}
+    delta = [a - b for a, b in zip(after, before, strict=True)]
+    user, nice, system, idle, iowait, irq, softirq, steal = delta
+    total = max(1, user + nice + system + idle + iowait + irq + softirq + steal)
+    return {
+        "busy": round((user + nice + system + irq + softirq) / total, 3),
+        "idle": round((idle + iowait) / total, 3),
+        "steal": round(steal / total, 3),
+    }
+
+
 def describe(m: dict) -> str:
     return f"{m['cpu_model']}, {m['cores']} cores, {m['ram_gb']} GB RAM, Python {m['python']}, {m['os']}"
 

@@ -51,6 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
+from benchlib import cpu_shares, cpu_ticks  # noqa: E402
 from cctriage_common.broker import kafka_broker  # noqa: E402
 from cctriage_common.settings import load  # noqa: E402
 from cctriage_common.topics import TopicSettings, ensure_topics  # noqa: E402
@@ -357,6 +358,59 @@ def _model_version(worker) -> str:
 # -- the run --------------------------------------------------------------------------------------
 
 
+def latency_phase(
+    bootstrap: str, topic: str, routing: RoutingProbe, rate: float, seconds: float, pool: Sequence[str],
+    log: Callable[[str], None],
+) -> dict:
+    """Publish ``rate`` messages/s for ``seconds`` (one in five the angry message of a new
+    conversation) and return the publish -> route call percentiles of the angry ones."""
+    count = max(5, int(rate * seconds))
+    events, angry_ids = latency_traffic(count, pool)
+    log(f"latency at {rate:.0f}/s: {count} messages, {len(angry_ids)} to route ...")
+    published = publish_paced(bootstrap, topic, events, rate)
+    by_id, unrouted = route_latencies(routing, published, angry_ids, ROUTE_WAIT_S)
+    values = list(by_id.values())
+    row = {
+        "offered_messages_per_s": round(rate, 1),
+        "route_calls": len(angry_ids) - unrouted,
+        "unrouted": unrouted,
+        **{f"p{q}_ms": round(1000 * percentile(values, q / 100), 1) for q in (50, 95, 99)},
+        "max_ms": round(1000 * max(values), 1),
+    }
+    log(f"  p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, p99 {row['p99_ms']} ms"
+        + (f"; {unrouted} not routed {ROUTE_WAIT_S:.0f} s after publishing (counted as"
+           f" that long: the percentiles are lower bounds)" if unrouted else ""))
+    return row
+
+
+def _fresh_latency_phase(
+    rate: float, seconds: float, pool: Sequence[str], partitions: int, worker_env: dict,
+    log: Callable[[str], None],
+) -> tuple[dict, float]:
+    """``latency_phase`` on a new broker, routing server and worker (warmed up first);
+    (the row, the worker's peak RSS in MB)."""
+    tmp = Path(tempfile.mkdtemp(prefix="pipeline-latency-"))
+    prefix = f"lat-{uuid.uuid4().hex[:8]}."
+    with kafka_broker() as bootstrap, RoutingProbe(tmp) as routing:
+        ensure_topics(bootstrap, prefix=prefix, settings=TopicSettings(prefix=prefix, partitions=partitions))
+        factory = WorkerFactory(
+            bootstrap, prefix, tmp, routing.target, partitions=partitions, extra_env=worker_env
+        )
+        try:
+            worker = factory.start()
+            worker.wait_ready(180)
+            warm = [Conversation().customer(t) for t in pool[:64]]
+            publish_paced(bootstrap, factory.topic("support-events"), warm, 0)
+            scored = lambda: worker.metric("cctriage_triage_events_total", {"outcome": "scored"})  # noqa: E731
+            wait_for(lambda: scored() >= len(warm), 180, POLL_S, "warm-up processed")
+            row = latency_phase(
+                bootstrap, factory.topic("support-events"), routing, rate, seconds, pool, log
+            )
+            return row, rss_mb(worker.process.pid)[1]
+        finally:
+            factory.stop_all()
+
+
 def run(
     messages: int = 3000,
     latency_seconds: float = 15.0,
@@ -372,6 +426,7 @@ def run(
     log: Callable[[str], None] = lambda line: print(line, flush=True),
     quick: bool = False,
     rounds: int = 3,
+    fresh_phases: bool = True,
 ) -> dict:
     """The whole benchmark; returns the figures (and writes them to ``results_path`` unless None).
 
@@ -380,6 +435,13 @@ def run(
     TRIAGE_MODEL_PARALLEL_RUNS (None: its defaults).
     ``quick`` (bench/run_all.py's quick mode): 1,000 messages, 6 s per latency rate, 1 s per
     model configuration.
+    ``fresh_phases`` (default): each latency rate runs on its own fresh embedded broker, routing
+    server and worker (one worker whatever ``workers`` says). The embedded Tansu broker's CPU per
+    request grows with every record it holds (docs/broker.md): measured 1.87 -> 2.71 CPU ms per
+    message between two back-to-back 20 s phases at 150 msg/s, and p99 472 -> 952 ms with it. On
+    the throughput phase's broker the 50% rate came after ~4,000 events and their outputs, so it
+    measured that broker's history as much as the worker. With KAFKA_BOOTSTRAP_SERVERS set the
+    phases share that Kafka (fresh topics each).
     """
     if quick:
         messages, latency_seconds, model_seconds = min(messages, 1000), min(latency_seconds, 6.0), 1.0
@@ -392,7 +454,14 @@ def run(
         "TRIAGE_MODEL_THREADS": threads or defaults.model_threads,
         "TRIAGE_MODEL_PARALLEL_RUNS": parallel_runs or defaults.model_parallel_runs,
     }
+    worker_env = {
+        "TRIAGE_ROUTING_TOKEN": TOKEN,
+        "TRIAGE_ROUTING_BACKOFF_MAX_S": "1",
+        "TRIAGE_LOG_LEVEL": "warning",
+        **{k: str(v) for k, v in worker_settings.items()},
+    }
     rates = sorted(set(rates) | {0.5})
+    ticks = cpu_ticks()
     pool = message_pool()
     results: dict = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -402,6 +471,8 @@ def run(
         or os.environ.get("CCTRIAGE_EMBEDDED_BROKER", "default (embedded Tansu)"),
         "partitions": partitions,
         "workers": workers,
+        "latency_phases": "each on a fresh broker, routing server and worker" if fresh_phases
+        else "on the throughput phase's broker and worker",
         "worker_settings": worker_settings,
         "messages": messages,
         "message_words_mean": round(statistics.mean(len(t.split()) for t in pool), 1),
@@ -419,13 +490,7 @@ def run(
     with kafka_broker() as bootstrap, RoutingProbe(tmp) as routing:
         ensure_topics(bootstrap, prefix=prefix, settings=TopicSettings(prefix=prefix, partitions=partitions))
         factory = WorkerFactory(
-            bootstrap, prefix, tmp, routing.target, partitions=partitions,
-            extra_env={
-                "TRIAGE_ROUTING_TOKEN": TOKEN,
-                "TRIAGE_ROUTING_BACKOFF_MAX_S": "1",
-                "TRIAGE_LOG_LEVEL": "warning",
-                **{k: str(v) for k, v in worker_settings.items()},
-            },
+            bootstrap, prefix, tmp, routing.target, partitions=partitions, extra_env=worker_env
         )
         topic = factory.topic("support-events")
         try:
@@ -520,30 +585,19 @@ def run(
 
             # -- latency at fractions of the end-to-end rate -----------------------------------
             latency: dict[str, dict] = {}
+            latency_rss: list[float] = []
             for fraction in rates:
                 rate = e2e_rate * fraction
-                count = max(5, int(rate * latency_seconds))
-                events, angry_ids = latency_traffic(count, pool)
-                log(f"latency at {100 * fraction:.0f}%: {count} messages at {rate:.0f}/s, "
-                    f"{len(angry_ids)} to route ...")
-                published = publish_paced(bootstrap, topic, events, rate)
-                by_id, unrouted = route_latencies(routing, published, angry_ids, ROUTE_WAIT_S)
-                values = list(by_id.values())
-                row = {
-                    "offered_messages_per_s": round(rate, 1),
-                    "route_calls": len(angry_ids) - unrouted,
-                    "unrouted": unrouted,
-                    **{f"p{q}_ms": round(1000 * percentile(values, q / 100), 1) for q in (50, 95, 99)},
-                    "max_ms": round(1000 * max(values), 1),
-                }
-                log(f"  p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, p99 {row['p99_ms']} ms"
-                    + (f"; {unrouted} not routed {ROUTE_WAIT_S:.0f} s after publishing (counted as"
-                       f" that long: the percentiles are lower bounds)" if unrouted else ""))
+                if fresh_phases:
+                    row, peak = _fresh_latency_phase(rate, latency_seconds, pool, partitions, worker_env, log)
+                    latency_rss.append(peak)
+                else:
+                    row = latency_phase(bootstrap, topic, routing, rate, latency_seconds, pool, log)
                 latency[f"{round(100 * fraction)}%"] = row
             results["event_to_route_call"] = latency
             memory = {role: rss_mb(pid) for role, pid in pids.items()}
             results["worker_rss_mb"] = {role: round(m[0], 1) for role, m in memory.items()}
-            results["worker_peak_rss_mb"] = round(max(m[1] for m in memory.values()), 1)
+            results["worker_peak_rss_mb"] = round(max([m[1] for m in memory.values()] + latency_rss), 1)
             results["worker_means_whole_run"] = {
                 name: _mean(procs, f"cctriage_triage_{name}")
                 for name in ("event_to_flag_seconds", "event_to_route_seconds", "inference_duration_seconds",
@@ -564,6 +618,7 @@ def run(
         for fraction, row in zip(rates, results["event_to_route_call"].values(), strict=True)
     ]
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["machine"]["cpu_during_run"] = cpu_shares(ticks, cpu_ticks())
     half = results["event_to_route_call"]["50%"]
     results["holds"] = {
         "end to end >= 70% of the model ceiling": results["end_to_end_share_of_model"] >= 0.7,
@@ -619,6 +674,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-batch-size", type=int, help="worker TRIAGE_MODEL_BATCH_SIZE")
     parser.add_argument("--threads", type=int, help="worker TRIAGE_MODEL_THREADS")
     parser.add_argument("--parallel-runs", type=int, help="worker TRIAGE_MODEL_PARALLEL_RUNS")
+    parser.add_argument("--same-broker", action="store_true",
+                        help="latency rates on the throughput phase's broker and worker (before session 7)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args(argv)
     results = run(
@@ -627,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
         model_batch_size=args.model_batch_size, threads=args.threads, parallel_runs=args.parallel_runs,
         results_path=args.out,
         rounds=args.rounds,
+        fresh_phases=not args.same_broker,
     )
     print()
     print(table(results))

@@ -37,7 +37,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from benchlib import MemoryWatcher, describe, machine  # noqa: E402
+from benchlib import MemoryWatcher, cpu_shares, cpu_ticks, describe, machine  # noqa: E402
 
 RESULTS = BENCH / "results"
 
@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = {"model": model, "pipeline": pipeline, "routing": routing, "publish": publish}
     chosen = args.only or list(steps)
     here = machine()
+    ticks = cpu_ticks()
     print(f"benchmarks on {describe(here)}; load average {here['load_average']}", flush=True)
     figures = Figures()
     raw: dict = {}
@@ -389,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     memory_mb = memory(figures, watcher.peak_mb, raw)
     finished = machine()
     result = {
-        "machine": {**here, "load_average_at_end": finished["load_average"]},
+        "machine": {**here, "load_average_at_end": finished["load_average"],
+                    "cpu_during_run": cpu_shares(ticks, cpu_ticks())},
         "started_at": began.isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - started, 1),
         "quick": args.quick,
@@ -400,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     print()
     print(table(figures))
-    print(f"\nmachine: {describe(here)}; load average {here['load_average']} -> {finished['load_average']}")
+    print(f"\nmachine: {describe(here)}; load average {here['load_average']} -> {finished['load_average']}; "
+          f"CPU during the run {result['machine']['cpu_during_run']}")
     for name, why in failed.items():
         print(f"FAILED TO RUN: {name}: {why}")
     stamp = began.strftime("%Y%m%dT%H%MZ")

@@ -73,7 +73,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import cpu_seconds, describe, machine, percentile, status_mb  # noqa: E402
+from benchlib import cpu_seconds, cpu_shares, cpu_ticks, describe, machine, percentile, status_mb  # noqa: E402
 from cctriage_common import topics  # noqa: E402
 from cctriage_common.broker import BrokerSettings, EmbeddedBroker  # noqa: E402
 from cctriage_common.settings import load  # noqa: E402
@@ -904,11 +904,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="cctriage-soak-"))
     print(f"soak on {describe(machine())}; logs in {work}", flush=True)
+    ticks = cpu_ticks()
     try:
         result = soak(args, work)
     except Exception as exc:  # noqa: BLE001 - say what failed and where the logs are
         print(f"soak could not run: {type(exc).__name__}: {exc}\nlogs in {work}")
         return 2
+    result["machine"]["cpu_during_run"] = cpu_shares(ticks, cpu_ticks())
     result["verdict"] = judge(result, args)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%MZ")
     out = args.out or RESULTS / f"soak-{stamp}.json"
@@ -942,7 +944,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     loads = [x["load_average_1m"] for x in result["samples"]]
     if loads:
-        print(f"load average (1 min) during the soak: {min(loads)} - {max(loads)} on {os.cpu_count()} cores")
+        print(f"load average (1 min) during the soak: {min(loads)} - {max(loads)} on {os.cpu_count()} cores; "
+              f"CPU {result['machine'].get('cpu_during_run')}")
     for check, ok in v["checks"].items():
         print(f"  {'ok  ' if ok else 'FAIL'} {check}")
     print(f"verdict: {'STABLE' if v['stable'] else 'NOT STABLE'}")
