@@ -113,10 +113,10 @@ def expected_outcomes(stream: list[Published]) -> None:
 def valid_stream(rng: random.Random) -> list[Published]:
     """Conversations interleaved at random (each in its own order), with the awkward cases."""
     queues = []
-    now = time.time()
+    start = time.time() - 3000  # the stream's clock: conversation n opens at start + n
     for number in range(CONVERSATIONS):
         cid = f"conv-{number:03d}-{rng.randrange(10**6)}"
-        at = now - 3000 + number
+        at = start + number
         texts = ESCALATING if number % 3 == 0 else CALM
         events = [fuzz_cases.event(cid, at=at, kind="opened")]
         for step, text in enumerate(texts):
@@ -145,11 +145,9 @@ def valid_stream(rng: random.Random) -> list[Published]:
         second = fuzz_cases.event(cid, at=at + 520, kind="closed")
         records.append(Published("second_close", cid.encode(), second.SerializeToString()))
         queues.append(collections.deque(records))
-    # Inside the stream's own clock (its events run from now - 3000 s to about now - 2400 s): at the
-    # wall clock's time, this close moved its partition's stream time ~1,800 s ahead, and every
-    # conversation of that partition that opened after it was dead-lettered as a late event, as
-    # the worker's retention rule says (with 60 conversations, 150 events; found by `make fuzz`).
-    stranger = fuzz_cases.event(f"conv-never-seen-{rng.randrange(10**6)}", at=now - 2700, kind="closed")
+    # On the stream's clock, not the wall clock's: a close ~2,000 s ahead of the stream moved its
+    # partition's stream time past the grace, and later openings there became late events.
+    stranger = fuzz_cases.event(f"conv-never-seen-{rng.randrange(10**6)}", at=start + 300, kind="closed")
     queues.append(
         collections.deque(
             [
