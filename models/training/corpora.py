@@ -9,6 +9,8 @@
   - UCI "Sentiment Labelled Sentences" (Amazon, IMDb, Yelp; positive/negative, CC BY 4.0) from
     the ``sentiment@5.0.2`` npm package's test fixtures;
   - the project's own support messages, train split only (repeated, ``train.py --support-repeat``).
+- TweetEval sentiment *train* split, once ``../shared/data`` holds its texts (today
+  ``train_text.txt`` is empty: labels only, so nothing is read; research use);
 - emotion (anger, joy, optimism, sadness): TweetEval emotion train split (research use); its
   tweets also count for sentiment (anger/sadness negative, joy/optimism positive) unless
   ``train.py --no-emotion-sentiment`` keeps them for the emotion head only.
@@ -144,6 +146,32 @@ def emotion_rows(data_dir: Path, with_sentiment: bool = True) -> list[Row]:
     ]
 
 
+def tweeteval_sentiment_rows(data_dir: Path) -> list[Row]:
+    """TweetEval sentiment train tweets, labelled by the split's own mapping.txt. The shared
+    data ships their labels but an empty text file; until the texts are there this returns no
+    rows (and says so), and a text file that does not match the labels line for line raises."""
+    folder = data_dir / "tweeteval" / "sentiment"
+    texts_path, labels_path = folder / "train_text.txt", folder / "train_labels.txt"
+    if not texts_path.exists() or texts_path.stat().st_size == 0:
+        print(f"note: {texts_path} is missing or empty; no TweetEval sentiment tweets", flush=True)
+        return []
+    index = {"negative": 0, "neutral": 1, "positive": 2}
+    mapping = {}
+    for line in (folder / "mapping.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            code, name = line.split("\t")
+            mapping[code.strip()] = index[name.strip()]
+    texts = texts_path.read_text(encoding="utf-8").splitlines()
+    labels = labels_path.read_text(encoding="utf-8").splitlines()
+    if len(texts) != len(labels):
+        raise ValueError(f"{texts_path}: {len(texts)} texts for {len(labels)} labels in {labels_path}")
+    return [
+        Row(text.strip(), "tweeteval_sentiment", sentiment=mapping[label.strip()])
+        for text, label in zip(texts, labels, strict=True)
+        if text.strip()
+    ]
+
+
 def support_rows(path: Path) -> list[Row]:
     index = {"negative": 0, "neutral": 1, "positive": 2}
     if not path.exists():
@@ -192,5 +220,6 @@ def load_all(
         "vader": vader_rows(fetch_vader(cache), vader_neutral_band),
         "uci": uci_rows(fetch_uci(cache)),
         "tweeteval_emotion": emotion_rows(data_dir, emotion_sentiment),
+        "tweeteval_sentiment": tweeteval_sentiment_rows(data_dir),
         "support": support_rows(support_path) + (support_extra_rows() if support_extra else []),
     }

@@ -77,10 +77,11 @@ class TriageSettings:
         "of at most this many where padding costs less than another run (`batching.cut_runs`).",
     )
     gil_switch_interval_s: float = env_field(
-        "TRIAGE_GIL_SWITCH_INTERVAL_S", 0.0005,
-        "Python's thread switch interval. The ONNX thread needs the interpreter between its native "
-        "calls; at Python's 5 ms default it waited behind the busy event loop (measured: p50 "
-        "event-to-route 132 ms at 50 messages/s, 43 ms at 0.5 ms).",
+        "TRIAGE_GIL_SWITCH_INTERVAL_S", 0.005,
+        "Python's thread switch interval (5 ms is Python's own default). With two scoring threads, "
+        "0.5 ms forced a GIL hand-over between the event loop and faust's consumer thread every "
+        "0.5 ms: at 200 messages/s p99 event-to-route was worse in 4 of 5 alternating pairs "
+        "(median 427 vs 290 ms) and the worker spent ~2.5% more CPU (triage README, session 11).",
     )
     fetch_max_wait_ms: int = env_field(
         "TRIAGE_FETCH_MAX_WAIT_MS", 20,

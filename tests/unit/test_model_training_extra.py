@@ -14,6 +14,8 @@ import sys
 from difflib import SequenceMatcher
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 EXTRA_DIR = ROOT / "models" / "data" / "support_train_extra"
 NEAR_DUPLICATE_JACCARD = 0.6  # the thresholds of tests/unit/test_support_dataset.py
@@ -81,3 +83,27 @@ def test_a_light_rewording_counts_as_an_echo():
         "my parcel hasnt arrived and the tracking hasn't moved",
     )
     assert not _close("My parcel hasn't arrived.", "How do I change my billing address?")
+
+
+def test_tweeteval_sentiment_train_is_read_once_its_texts_exist(tmp_path, capsys):
+    corpora = _corpora()
+    folder = tmp_path / "tweeteval" / "sentiment"
+    folder.mkdir(parents=True)
+    (folder / "mapping.txt").write_text("0\tnegative\n1\tneutral\n2\tpositive\n")
+    (folder / "train_labels.txt").write_text("1\n0\n2\n")
+    (folder / "train_text.txt").write_text("")
+    # As ../shared/data ships it today: labels, no texts.
+    assert corpora.tweeteval_sentiment_rows(tmp_path) == []
+    assert "empty" in capsys.readouterr().out
+
+    (folder / "train_text.txt").write_text("the game is on at 8 \nworst service ever\nlove it\n")
+    rows = corpora.tweeteval_sentiment_rows(tmp_path)
+    assert [(r.text, r.sentiment, r.source) for r in rows] == [
+        ("the game is on at 8", 1, "tweeteval_sentiment"),
+        ("worst service ever", 0, "tweeteval_sentiment"),
+        ("love it", 2, "tweeteval_sentiment"),
+    ]
+
+    (folder / "train_text.txt").write_text("only one line\n")
+    with pytest.raises(ValueError, match="1 texts for 3 labels"):
+        corpora.tweeteval_sentiment_rows(tmp_path)
