@@ -9,8 +9,11 @@ conversation in five), but at fixed offered rates instead of fractions of a meas
 so two worker configurations can be compared at the same load. For each rate: event -> route
 call p50/p95/p99/max, the share of the latency over time (the slowest route calls and when they
 came), and CPU milliseconds per message by process and thread. Prints JSON lines; writes
-nothing else. ``--pyspy SECONDS`` also records a py-spy profile of the worker during the first
-rate (needs ``py-spy`` on PATH; not a project dependency).
+nothing else. Also per message: context switches by process (voluntary: a thread went to sleep and
+was woken again; involuntary: it was preempted), and once, what one sleep and wake-up of a thread
+costs this machine in CPU (``wake_cpu_us``; virtual machines differ several-fold).
+``--pyspy SECONDS`` also records a py-spy profile of the worker during the first rate (needs
+``py-spy`` on PATH; not a project dependency).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pipeline_bench import (  # noqa: E402
     TOKEN,
     RoutingProbe,
     WorkerFactory,
+    _children,
     cpu_snapshot,
     cpu_used,
     latency_traffic,
@@ -50,6 +54,43 @@ INFERENCE = ("duration_seconds_sum", "duration_seconds_count", "batch_size_messa
              "batch_size_messages_count")
 
 
+def switches(pids: dict[str, int]) -> dict[str, list[int]]:
+    """Context switches so far by role (this process, the broker, each worker): [voluntary,
+    involuntary], summed over the process's threads."""
+    roles = {"bench": os.getpid(), **pids}
+    for pid, name in _children(os.getpid()).items():
+        if name in ("tansu", "noida-db"):
+            roles["broker"] = pid
+    out: dict[str, list[int]] = {}
+    for role, pid in roles.items():
+        total = [0, 0]
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total[0] += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    total[1] += int(line.split()[1])
+        out[role] = total
+    return out
+
+
+def wake_cpu_us(gap_s: float = 0.005, times: int = 300) -> float:
+    """CPU microseconds this process spends per sleep of ``gap_s`` and wake-up (timer, idle exit,
+    scheduling): the fixed price of every thread that waits for the next message."""
+    cpu = time.process_time()
+    for _ in range(times):
+        time.sleep(gap_s)
+    return round(1e6 * (time.process_time() - cpu) / times, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rates", default="58,116", help="offered messages/s, comma-separated")
@@ -61,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="write (rate, s after start, latency ms, conversation, published at) rows here")
     args = parser.parse_args(argv)
     extra = dict(item.split("=", 1) for item in args.env)
+    wake = wake_cpu_us()
     pool = message_pool()
     tmp = Path(tempfile.mkdtemp(prefix="pipeline-probe-"))
     prefix = f"probe-{uuid.uuid4().hex[:8]}."
@@ -97,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs_before = {n: worker.metric(f"cctriage_triage_inference_{n}") for n in INFERENCE}
                 load_before = os.getloadavg()[0]
                 before = cpu_snapshot(pids)
+                switched = switches(pids)
                 start = time.time()
                 published = publish_paced(bootstrap, topic, events, rate)
                 values, unrouted = route_latencies(routing, published, angry, ROUTE_WAIT_S)
@@ -109,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                           file=sys.stderr)
                     print(worker.tail(30), file=sys.stderr)
                 used = cpu_used(before, cpu_snapshot(pids))
+                switched = {
+                    role: [round((now - was) / count, 2)
+                           for now, was in zip(counts, switched.get(role, (0, 0)), strict=True)]
+                    for role, counts in switches(pids).items()
+                }
                 runs = {n: worker.metric(f"cctriage_triage_inference_{n}") - runs_before[n]
                         for n in INFERENCE}
                 if spy is not None:
@@ -135,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                     "slowest": [(round(published[c] - start, 2), round(1000 * values[c], 1))
                                 for c in slowest],
                     "cpu_ms_per_message": per_message,
+                    "switches_per_message": {role: {"voluntary": v, "involuntary": i}
+                                             for role, (v, i) in switched.items()},
+                    "wake_cpu_us": wake,
                 }), flush=True)
         finally:
             factory.stop_all()
