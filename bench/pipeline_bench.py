@@ -65,6 +65,8 @@ ANGRY = (
     "Fix it today or I will cancel everything and talk to my lawyer."
 )
 RATES = (0.25, 0.5, 0.8)
+# Issue 5's latency target: p99 event published -> route call at most this at half the maximum.
+P99_TARGET_MS = 100.0
 # Model configurations tried for the ceiling: ("plain", batch) = model.score on batches in
 # arrival order; ("by_length", gathered, run) = the worker's batching.score_by_length;
 # ("by_length", gathered, run, parallel) = the same with up to ``parallel`` runs scored at once
@@ -387,6 +389,42 @@ def latency_phase(
     return row
 
 
+def capacity_at_target(
+    measured: dict[float, dict], max_rate: float, steps: int, phase: Callable[[float], dict],
+    log: Callable[[str], None] = lambda line: None,
+) -> dict:
+    """The highest paced rate found whose p99 event -> route call meets ``P99_TARGET_MS``.
+
+    ``measured`` maps fractions of ``max_rate`` to latency rows already taken; the search bisects
+    between the highest fraction that met the target and the lowest one above it that did not,
+    with ``steps`` more ``phase(rate)`` runs (none when every measured fraction met it). For
+    capacity planning: how much *paced* traffic one worker takes within the target, next to the
+    maximum, which is a drain rate of a backlog. The verdict of the issue stays the 50% phase.
+    """
+    held = [f for f, row in measured.items() if row["p99_ms"] <= P99_TARGET_MS]
+    low = max(held, default=0.0)
+    high = min((f for f, row in measured.items() if row["p99_ms"] > P99_TARGET_MS and f > low), default=None)
+    tried = []
+    if high is not None:
+        for _ in range(steps):
+            middle = (low + high) / 2
+            log(f"latency target search: {100 * middle:.1f}% of the maximum")
+            row = phase(max_rate * middle)
+            tried.append({"share_of_max": round(middle, 4), **row})
+            if row["p99_ms"] <= P99_TARGET_MS:
+                low = middle
+            else:
+                high = middle
+    return {
+        "p99_target_ms": P99_TARGET_MS,
+        "messages_per_s": round(max_rate * low, 1),
+        "share_of_max": round(low, 4),
+        # The lowest fraction seen to miss the target (None: none missed it).
+        "lowest_share_missed": None if high is None else round(high, 4),
+        "phases": tried,
+    }
+
+
 def _fresh_latency_phase(
     rate: float, seconds: float, pool: Sequence[str], partitions: int, worker_env: dict,
     log: Callable[[str], None],
@@ -436,6 +474,7 @@ def run(
     quick: bool = False,
     rounds: int = 3,
     fresh_phases: bool = True,
+    capacity_steps: int = 3,
 ) -> dict:
     """The whole benchmark; returns the figures (and writes them to ``results_path`` unless None).
 
@@ -451,9 +490,12 @@ def run(
     the throughput phase's broker the 50% rate came after ~4,000 events and their outputs, so it
     measured that broker's history as much as the worker. With KAFKA_BOOTSTRAP_SERVERS set the
     phases share that Kafka (fresh topics each).
+    ``capacity_steps``: fresh latency phases spent bisecting for the highest paced rate that meets
+    the p99 target (``capacity_at_target``; none in quick mode or with ``fresh_phases`` off).
     """
     if quick:
         messages, latency_seconds, model_seconds = min(messages, 1000), min(latency_seconds, 6.0), 1.0
+        capacity_steps = 0
     from cctriage_triage.settings import TriageSettings
 
     defaults = TriageSettings()
@@ -604,6 +646,16 @@ def run(
                     row = latency_phase(bootstrap, topic, routing, rate, latency_seconds, pool, log)
                 latency[f"{round(100 * fraction)}%"] = row
             results["event_to_route_call"] = latency
+
+            def search_phase(rate: float) -> dict:
+                row, peak = _fresh_latency_phase(rate, latency_seconds, pool, partitions, worker_env, log)
+                latency_rss.append(peak)
+                return row
+
+            results["latency_target_capacity"] = capacity_at_target(
+                dict(zip(rates, latency.values(), strict=True)), e2e_rate,
+                capacity_steps if fresh_phases else 0, search_phase, log,
+            )
             memory = {role: rss_mb(pid) for role, pid in pids.items()}
             results["worker_rss_mb"] = {role: round(m[0], 1) for role, m in memory.items()}
             results["worker_peak_rss_mb"] = round(max([m[1] for m in memory.values()] + latency_rss), 1)
@@ -662,6 +714,15 @@ def table(results: dict) -> str:
             f"| event published -> route call at {name} ({row['offered_messages_per_s']:.0f} messages/s, "
             f"{row['route_calls']} calls) | p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, "
             f"p99 {row['p99_ms']} ms, max {row['max_ms']} ms | {must} |"
+        )
+    capacity = results.get("latency_target_capacity")
+    if capacity is not None:
+        missed = capacity["lowest_share_missed"]
+        lines.append(
+            f"| highest paced rate found with p99 <= {capacity['p99_target_ms']:.0f} ms "
+            f"({len(capacity['phases'])} more fresh phases; capacity planning, not a target) "
+            f"| {capacity['messages_per_s']:.0f} messages/s = {100 * capacity['share_of_max']:.0f}% of the "
+            f"end-to-end rate" + (f" (missed at {100 * missed:.0f}%)" if missed is not None else "") + " | |"
         )
     lines.append(f"| worker peak RSS | {results['worker_peak_rss_mb']:.0f} MB | <= 500 MB |")
     return "\n".join(lines)

@@ -164,6 +164,18 @@ def pipeline(figures: Figures, quick: bool) -> dict:
             note=f"{point['routed']} routes"
             + (f"; {point['unrouted']} not routed in time (lower bound)" if point.get("unrouted") else ""),
         )
+    capacity = result.get("latency_target_capacity")
+    if capacity is not None:
+        missed = capacity["lowest_share_missed"]
+        figures.add(
+            "pipeline",
+            f"highest paced rate found with p99 <= {capacity['p99_target_ms']:.0f} ms",
+            capacity["messages_per_s"],
+            "msg/s",
+            note=f"{100 * capacity['share_of_max']:.0f}% of max"
+            + (f"; missed at {100 * missed:.0f}%" if missed is not None else "")
+            + f"; {len(capacity['phases'])} search phases",
+        )
     return result
 
 
