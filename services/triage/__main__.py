@@ -13,6 +13,18 @@ from __future__ import annotations
 import sys
 
 
+def use_event_loop(kind: str) -> None:
+    """Make every event loop created from now on (the worker's, faust's consumer thread's) ``kind``."""
+    import asyncio
+
+    if kind == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    else:
+        asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+
+
 def main() -> int:
     from cctriage_common import logs
     from cctriage_common.settings import SettingsError
@@ -25,6 +37,7 @@ def main() -> int:
         return 2
     logs.configure("triage", settings.log_level)
     sys.setswitchinterval(settings.gil_switch_interval_s)
+    use_event_loop(settings.event_loop)
     if settings.create_topics:
         from cctriage_common.topics import ensure_topics
 

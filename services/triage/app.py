@@ -174,7 +174,12 @@ class Lifecycle(Service):
         metrics.MODEL_INFO.labels(model.version).set(1)
         log.info(
             "model loaded",
-            extra={"model_version": model.version, "seconds": round(time.perf_counter() - started, 2)},
+            extra={
+                "model_version": model.version,
+                "seconds": round(time.perf_counter() - started, 2),
+                # uvloop or asyncio (TRIAGE_EVENT_LOOP), as actually running.
+                "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+            },
         )
 
     async def on_stop(self) -> None:

@@ -16,6 +16,8 @@ from cctriage_common.settings import SettingsError, env_field, load
 from cctriage_common.topics import TopicSettings
 from cctriage_triage.policy import PolicyConfig
 
+EVENT_LOOPS = ("uvloop", "asyncio")
+
 
 @dataclasses.dataclass(frozen=True)
 class TriageSettings:
@@ -83,6 +85,12 @@ class TriageSettings:
         "0.5 ms: at 200 messages/s p99 event-to-route was worse in 4 of 5 alternating pairs "
         "(median 427 vs 290 ms) and the worker spent ~2.5% more CPU (triage README, session 11).",
     )
+    event_loop: str = env_field(
+        "TRIAGE_EVENT_LOOP", "uvloop",
+        "asyncio event loop of the worker and of faust's consumer thread: uvloop or asyncio (the "
+        "standard library's). uvloop: 5% less CPU per message in all, lower in 3 of 3 alternating "
+        "pairs at 115 messages/s (triage README, session 13).",
+    )
     fetch_max_wait_ms: int = env_field(
         "TRIAGE_FETCH_MAX_WAIT_MS", 20,
         "Longest a fetch waits on an idle broker; keeps each Kafka hop short on brokers that hold fetches.",
@@ -125,6 +133,10 @@ class TriageSettings:
         if not 0 < self.gil_switch_interval_s <= 0.1:
             raise SettingsError(
                 f"TRIAGE_GIL_SWITCH_INTERVAL_S={self.gil_switch_interval_s} must be in (0, 0.1]"
+            )
+        if self.event_loop not in EVENT_LOOPS:
+            raise SettingsError(
+                f"TRIAGE_EVENT_LOOP={self.event_loop!r} must be one of {', '.join(EVENT_LOOPS)}"
             )
         if self.model_parallel_runs < 1:
             raise SettingsError(f"TRIAGE_MODEL_PARALLEL_RUNS={self.model_parallel_runs} must be at least 1")

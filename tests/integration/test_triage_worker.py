@@ -219,6 +219,8 @@ def test_escalating_conversation_routes_once_calm_one_never_and_sigterm_commits(
         assert worker.stop(30) == 0
         log = worker.log_path.read_text()
         assert "furious" not in log.lower() and "lawyer" not in log.lower(), "no customer text in logs"
+        loaded = [json.loads(line) for line in log.splitlines() if '"model loaded"' in line]
+        assert loaded and loaded[0]["event_loop"] == "uvloop", "the default event loop is uvloop"
         again = factory.start().wait_ready(90)
         publish(kafka_bootstrap, factory.topic("support-events"), [calm.customer("one more thing")])
         wait_for(

@@ -112,3 +112,30 @@ def test_a_model_without_thread_spinning_scores_the_same(model):
 def test_batch_sizes_below_one_stop_start_up_naming_the_variable(variable):
     with pytest.raises(SettingsError, match=variable):
         load_settings({variable: "0"})
+
+
+def test_event_loop_setting_defaults_to_uvloop_and_names_the_variable_when_wrong() -> None:
+    assert load_settings({}).event_loop == "uvloop"
+    assert load_settings({"TRIAGE_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(SettingsError, match="TRIAGE_EVENT_LOOP"):
+        load_settings({"TRIAGE_EVENT_LOOP": "tokio"})
+
+
+def test_use_event_loop_makes_new_loops_of_that_kind() -> None:
+    import asyncio
+
+    import uvloop
+    from cctriage_triage.__main__ import use_event_loop
+
+    before = asyncio.get_event_loop_policy()
+    try:
+        use_event_loop("uvloop")
+        loop = asyncio.new_event_loop()
+        assert isinstance(loop, uvloop.Loop)
+        loop.close()
+        use_event_loop("asyncio")
+        loop = asyncio.new_event_loop()
+        assert not isinstance(loop, uvloop.Loop)
+        loop.close()
+    finally:
+        asyncio.set_event_loop_policy(before)
