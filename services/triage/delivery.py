@@ -14,17 +14,17 @@ A call the routing service refuses for good (e.g. INVALID_ARGUMENT) is logged an
 as "rejected" and skipped: retrying it would block every conversation behind it forever.
 
 **In-process handoff** (``TRIAGE_ROUTING_HANDOFF``, on by default). Reading a flag back from
-the topic costs a fetch: on the embedded broker, which holds a fetch until its wait runs out,
-up to ``TRIAGE_FETCH_MAX_WAIT_MS`` per flag. So the scoring side also hands each flag to
-:meth:`RoutingDelivery.hand_off` before writing it, and the call is made as soon as the broker
-has acked the write: the outbox record exists before the call, as before. When the agent then
-reads that flag, it finds the call's outcome (waiting for it if the call is still in flight)
-and acks the flag without a second call; the offset is still committed only after the routing
-service acknowledged. Order is kept: handed-off calls are made one at a time in write order,
-and after the first one that fails (routing down), every flag is left to the agent, which
-retries in topic order as without the handoff, until it has caught up with every flag that was
-left to it. A worker killed between the call and the ack re-reads the flag and calls again: the
-idempotency key makes that a "duplicate", as for any retry.
+the topic costs a fetch: on the embedded broker, which looks for new records at halving
+intervals of the wait, up to half of ``TRIAGE_FETCH_MAX_WAIT_MS`` per flag. So the scoring side
+also hands each flag to :meth:`RoutingDelivery.hand_off` before writing it, and the call is
+made as soon as the broker has acked the write: the outbox record exists before the call, as
+before. When the agent then reads that flag, it finds the call's outcome (waiting for it if the
+call is still in flight) and acks the flag without a second call; the offset is still committed
+only after the routing service acknowledged. Order is kept: handed-off calls are made one at a
+time in write order, and after the first one that fails (routing down), every flag is left to
+the agent, which retries in topic order as without the handoff, until it has caught up with
+every flag that was left to it. A worker killed between the call and the ack re-reads the flag
+and calls again: the idempotency key makes that a "duplicate", as for any retry.
 """
 
 from __future__ import annotations
