@@ -28,6 +28,10 @@ One run, on this machine, with one message pool (calm support messages from
    call (at the real engine's entry): p50/p95/p99/max. At 50%, p99 must be at most 100 ms.
 4. **worker memory**: peak resident set (VmHWM) of each worker. At most 500 MB.
 
+The load generator publishes with librdkafka (confluent-kafka, ``--publisher``; kafka-python
+is the other choice): it runs on the same two cores as the pipeline, and paced, kafka-python
+cost ~1.5 CPU ms per message there against ~0.3 (services/triage/README.md, "Session 14").
+
 Also: CPU seconds per process and thread during (2) (where the machine's time went), and the
 load average. Prints a markdown table and writes ``bench/results/pipeline_bench.json``.
 """
@@ -276,10 +280,54 @@ class RoutingProbe:
         return f"127.0.0.1:{self.server.port}"
 
 
-def publish_paced(bootstrap: str, topic: str, events: list, rate: float) -> dict[str, float]:
+# The load generator's Kafka client (``--publisher``). The bench's publisher shares the machine's
+# two cores with the system under test, so what it costs per message is taken from the worker
+# and the broker. kafka-python sends a paced message through its sender thread: ~1.5 CPU ms per
+# message at 115-196 msg/s here, about a fifth of everything else in the pipeline at those
+# rates; librdkafka (confluent-kafka, C threads, no GIL) ~0.3 ms (triage README, "Session 14").
+PUBLISHERS = ("confluent-kafka", "kafka-python")
+# The default; ``run(publisher=...)``, ``--publisher`` or CCTRIAGE_BENCH_PUBLISHER choose another.
+PUBLISHER = os.environ.get("CCTRIAGE_BENCH_PUBLISHER", "confluent-kafka")
+
+
+def publish_paced(
+    bootstrap: str, topic: str, events: list, rate: float, client: str | None = None
+) -> dict[str, float]:
     """Publish ``events`` (SupportEvent) at ``rate`` per second (0 = as fast as possible);
-    {conversation_id: wall time its first event was handed to the producer}."""
-    prod = producer(bootstrap)
+    {conversation_id: wall time its first event was handed to the producer}.
+
+    ``client``: one of PUBLISHERS (default PUBLISHER); both send each record as soon as it is
+    handed over (linger 0) and wait for every broker ack (acks=all) before returning."""
+    client = client or PUBLISHER
+    if client not in PUBLISHERS:
+        raise ValueError(f"publisher {client!r}: expected one of {', '.join(PUBLISHERS)}")
+    if client == "kafka-python":
+        prod = producer(bootstrap)
+        send, finish = prod.send, lambda: (prod.flush(60), prod.close(10))
+    else:
+        from confluent_kafka import Producer
+
+        failures: list[str] = []
+
+        def delivered(error, _message) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        ck = Producer(
+            {"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all", "on_delivery": delivered}
+        )
+
+        def send(topic: str, key: bytes, value: bytes) -> None:
+            ck.produce(topic, key=key, value=value)
+            ck.poll(0)
+
+        def finish() -> None:
+            left = ck.flush(60)
+            if left or failures:
+                raise RuntimeError(
+                    f"publisher: {left} records not delivered, {len(failures)} failed: {failures[:3]}"
+                )
+
     published: dict[str, float] = {}
     started = time.perf_counter()
     try:
@@ -289,10 +337,9 @@ def publish_paced(bootstrap: str, topic: str, events: list, rate: float) -> dict
             if delay > 0:
                 time.sleep(delay)
             published.setdefault(event.conversation_id, time.time())
-            prod.send(topic, key=event.conversation_id.encode(), value=event.SerializeToString())
-        prod.flush(60)
+            send(topic, key=event.conversation_id.encode(), value=event.SerializeToString())
     finally:
-        prod.close(10)
+        finish()
     return published
 
 
@@ -475,6 +522,7 @@ def run(
     rounds: int = 3,
     fresh_phases: bool = True,
     capacity_steps: int = 3,
+    publisher: str | None = None,
 ) -> dict:
     """The whole benchmark; returns the figures (and writes them to ``results_path`` unless None).
 
@@ -492,7 +540,14 @@ def run(
     phases share that Kafka (fresh topics each).
     ``capacity_steps``: fresh latency phases spent bisecting for the highest paced rate that meets
     the p99 target (``capacity_at_target``; none in quick mode or with ``fresh_phases`` off).
+    ``publisher``: the load generator's Kafka client, one of PUBLISHERS (default PUBLISHER), for
+    every phase of the run.
     """
+    global PUBLISHER
+    if publisher is not None:
+        if publisher not in PUBLISHERS:
+            raise ValueError(f"publisher {publisher!r}: expected one of {', '.join(PUBLISHERS)}")
+        PUBLISHER = publisher
     if quick:
         messages, latency_seconds, model_seconds = min(messages, 1000), min(latency_seconds, 6.0), 1.0
         capacity_steps = 0
@@ -516,6 +571,7 @@ def run(
     pool = message_pool()
     results: dict = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "publisher": PUBLISHER,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "broker": os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -703,7 +759,8 @@ def table(results: dict) -> str:
         f"{len(ceiling['windows'])} windows around the end-to-end rounds "
         f"| {ceiling['messages_per_s']:.0f} messages/s | |",
         f"| end to end through the broker ({results['workers']} worker, "
-        f"{results['worker_settings']}) | {results['end_to_end_messages_per_s']:.0f} messages/s = "
+        f"{results['worker_settings']}; load from {results.get('publisher', 'kafka-python')}) "
+        f"| {results['end_to_end_messages_per_s']:.0f} messages/s = "
         f"{100 * results['end_to_end_share_of_model']:.0f}% of the model alone (rounds: "
         f"{rounds}) "
         f"| >= 70% |",
@@ -746,6 +803,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel-runs", type=int, help="worker TRIAGE_MODEL_PARALLEL_RUNS")
     parser.add_argument("--same-broker", action="store_true",
                         help="latency rates on the throughput phase's broker and worker (before session 7)")
+    parser.add_argument("--publisher", choices=PUBLISHERS, default=PUBLISHER,
+                        help="the load generator's Kafka client (default %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args(argv)
     results = run(
@@ -755,6 +814,7 @@ def main(argv: list[str] | None = None) -> int:
         results_path=args.out,
         rounds=args.rounds,
         fresh_phases=not args.same_broker,
+        publisher=args.publisher,
     )
     print()
     print(table(results))
