@@ -313,9 +313,12 @@ def publish_paced(
             if error is not None:
                 failures.append(str(error))
 
-        ck = Producer(
-            {"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all", "on_delivery": delivered}
-        )
+        # murmur2_random: Java's and kafka-python's partitioner (librdkafka's own default differs), so
+        # a conversation lands on the partition any other client would put it on (docs/events.md).
+        ck = Producer({
+            "bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all", "partitioner": "murmur2_random",
+            "on_delivery": delivered,
+        })
 
         def send(topic: str, key: bytes, value: bytes) -> None:
             ck.produce(topic, key=key, value=value)

@@ -1,8 +1,9 @@
 """The pipeline benchmark's load generator (bench/pipeline_bench.publish_paced) on the real broker.
 
 Its latency figures are measured from the moment it hands an event over, so it must deliver
-every event once, keep each conversation's order, keep to the asked rate and report a publish
-time for every conversation, with either Kafka client it can use.
+every event once, keep each conversation's order, keep to the asked rate, report a publish time
+for every conversation, and put a conversation on the partition any client would (murmur2), with
+either Kafka client it can use.
 """
 
 from __future__ import annotations
@@ -66,8 +67,12 @@ def test_publisher_delivers_every_event_once_in_order_at_its_rate(
     records = _read(kafka_topics.bootstrap, topic, len(events))
     got = [(r.key, r.value) for r in sorted(records, key=lambda r: (r.partition, r.offset))]
     assert sorted(got) == sorted((e.conversation_id.encode(), e.SerializeToString()) for e in events)
+    from kafka.partitioner import murmur2
+
     for conversation in conversations:
         key = conversation.conversation_id.encode()
+        partitions = {r.partition for r in records if r.key == key}
+        assert partitions == {(murmur2(key) & 0x7FFFFFFF) % 4}
         in_topic = [v for k, v in got if k == key]
         sent = [e.SerializeToString() for e in events if e.conversation_id == conversation.conversation_id]
         assert in_topic == sent
