@@ -194,6 +194,9 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+EXITED = "exited threads"
+
+
 def _cpu_by_thread(pid: int) -> dict[str, float]:
     """CPU seconds of each thread of ``pid``, by "name:thread id" (Python threads all carry the
     process's name; in a worker the busiest thread is the ONNX one, the next the event loop)."""
@@ -210,6 +213,13 @@ def _cpu_by_thread(pid: int) -> dict[str, float]:
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
         out[f"{name}:{tid}"] = (int(fields[11]) + int(fields[12])) / _TICK
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return out
+    # The process's own counter keeps the time of threads that have exited (a Kafka client's, say,
+    # closed within the window): without it the window's total would leave their work out.
+    out[EXITED] = max(0.0, (int(fields[11]) + int(fields[12])) / _TICK - sum(out.values()))
     return out
 
 
@@ -239,11 +249,17 @@ def cpu_snapshot(workers: dict[str, int]) -> dict[str, dict[str, float]]:
 
 
 def cpu_used(before: dict, after: dict) -> dict[str, dict[str, float]]:
+    """CPU seconds each role used between two ``cpu_snapshot``s: its total (the process's own
+    counter, so threads that exited in between count too) and the threads that used >= 0.05 s,
+    with EXITED for the work of threads no longer there at the end."""
     used = {}
     for role, threads in after.items():
-        per = {name: round(v - before.get(role, {}).get(name, 0.0), 2) for name, v in threads.items()}
-        per = {k: v for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05}
-        used[role] = {"total": round(sum(per.values()), 2), **per}
+        was = before.get(role, {})
+        total = sum(threads.values()) - sum(was.values())
+        per = {name: v - was.get(name, 0.0) for name, v in threads.items() if name != EXITED}
+        per[EXITED] = total - sum(per.values())
+        per = {k: round(v, 2) for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05}
+        used[role] = {"total": round(total, 2), **per}
     return used
 
 

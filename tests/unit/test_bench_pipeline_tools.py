@@ -82,3 +82,34 @@ def test_capacity_search_starts_from_zero_when_even_the_lowest_fraction_missed()
     # 12.5% (50 msg/s) misses, 6.25% (25 msg/s) holds.
     assert found["messages_per_s"] == 25.0
     assert found["lowest_share_missed"] == 0.125
+
+
+# -- CPU accounting per process (bench/pipeline_bench.py) -----------------------------------------
+
+
+def test_cpu_of_a_thread_that_exits_within_the_window_is_still_counted():
+    """A Kafka client's threads end when the phase closes it: the window's total must keep their
+    work (the probe once reported the load generator at a third of its cost for this reason)."""
+    before = pipeline_bench.cpu_snapshot({})
+
+    def burn() -> None:
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+
+    worker = threading.Thread(target=burn)
+    worker.start()
+    worker.join()
+    used = pipeline_bench.cpu_used(before, pipeline_bench.cpu_snapshot({}))["bench"]
+    assert used["total"] >= 0.25
+    assert used[pipeline_bench.EXITED] >= 0.25
+
+
+def test_cpu_used_splits_the_total_into_live_and_exited_threads():
+    before = {"worker": {"python:1": 1.0, "onnx:2": 5.0, "gone:3": 2.0, pipeline_bench.EXITED: 0.5}}
+    # gone:3 worked 0.4 s more and exited; new:4 started and worked 0.3 s and exited too.
+    after = {"worker": {"python:1": 1.5, "onnx:2": 6.0, pipeline_bench.EXITED: 0.5 + 2.0 + 0.4 + 0.3}}
+    used = pipeline_bench.cpu_used(before, after)["worker"]
+    assert used["total"] == 2.2
+    assert used["onnx:2"] == 1.0 and used["python:1"] == 0.5
+    assert used[pipeline_bench.EXITED] == 0.7
