@@ -10,6 +10,7 @@ batch and the routing call in flight, flushes the producer, commits and exits.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 
@@ -37,6 +38,7 @@ def main() -> int:
         return 2
     logs.configure("triage", settings.log_level)
     sys.setswitchinterval(settings.gil_switch_interval_s)
+    gc.set_threshold(*settings.gc_thresholds)
     use_event_loop(settings.event_loop)
     if settings.create_topics:
         from cctriage_common.topics import ensure_topics

@@ -10,6 +10,7 @@ calls (delivery.py). Delivery guarantees are described in those two modules.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from typing import Any
@@ -179,6 +180,8 @@ class Lifecycle(Service):
                 "seconds": round(time.perf_counter() - started, 2),
                 # uvloop or asyncio (TRIAGE_EVENT_LOOP), as actually running.
                 "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+                # TRIAGE_GC_THRESHOLDS, as in effect.
+                "gc_thresholds": list(gc.get_threshold()),
             },
         )
 

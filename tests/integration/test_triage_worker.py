@@ -221,6 +221,7 @@ def test_escalating_conversation_routes_once_calm_one_never_and_sigterm_commits(
         assert "furious" not in log.lower() and "lawyer" not in log.lower(), "no customer text in logs"
         loaded = [json.loads(line) for line in log.splitlines() if '"model loaded"' in line]
         assert loaded and loaded[0]["event_loop"] == "uvloop", "the default event loop is uvloop"
+        assert loaded[0]["gc_thresholds"] == [50_000, 20, 10], "TRIAGE_GC_THRESHOLDS' default is in effect"
         again = factory.start().wait_ready(90)
         publish(kafka_bootstrap, factory.topic("support-events"), [calm.customer("one more thing")])
         wait_for(

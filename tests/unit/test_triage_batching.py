@@ -121,6 +121,14 @@ def test_event_loop_setting_defaults_to_uvloop_and_names_the_variable_when_wrong
         load_settings({"TRIAGE_EVENT_LOOP": "tokio"})
 
 
+def test_gc_thresholds_default_to_fewer_collections_and_name_the_variable_when_wrong() -> None:
+    assert load_settings({}).gc_thresholds == (50_000, 20, 10)
+    assert load_settings({"TRIAGE_GC_THRESHOLDS": "700, 10, 10"}).gc_thresholds == (700, 10, 10)
+    for wrong in ("700,10", "0,10,10", "700,10,10,10", "lots"):
+        with pytest.raises(SettingsError, match="TRIAGE_GC_THRESHOLDS"):
+            load_settings({"TRIAGE_GC_THRESHOLDS": wrong})
+
+
 def test_use_event_loop_makes_new_loops_of_that_kind() -> None:
     import asyncio
 
