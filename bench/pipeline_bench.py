@@ -306,6 +306,12 @@ PUBLISHERS = ("confluent-kafka", "kafka-python")
 PUBLISHER = os.environ.get("CCTRIAGE_BENCH_PUBLISHER", "confluent-kafka")
 
 
+def _check_publisher(client: str) -> str:
+    if client not in PUBLISHERS:
+        raise ValueError(f"publisher {client!r}: expected one of {', '.join(PUBLISHERS)}")
+    return client
+
+
 def publish_paced(
     bootstrap: str, topic: str, events: list, rate: float, client: str | None = None
 ) -> dict[str, float]:
@@ -314,9 +320,7 @@ def publish_paced(
 
     ``client``: one of PUBLISHERS (default PUBLISHER); both send each record as soon as it is
     handed over (linger 0) and wait for every broker ack (acks=all) before returning."""
-    client = client or PUBLISHER
-    if client not in PUBLISHERS:
-        raise ValueError(f"publisher {client!r}: expected one of {', '.join(PUBLISHERS)}")
+    client = _check_publisher(client or PUBLISHER)
     if client == "kafka-python":
         prod = producer(bootstrap)
         send, finish = prod.send, lambda: (prod.flush(60), prod.close(10))
@@ -564,9 +568,7 @@ def run(
     """
     global PUBLISHER
     if publisher is not None:
-        if publisher not in PUBLISHERS:
-            raise ValueError(f"publisher {publisher!r}: expected one of {', '.join(PUBLISHERS)}")
-        PUBLISHER = publisher
+        PUBLISHER = _check_publisher(publisher)
     if quick:
         messages, latency_seconds, model_seconds = min(messages, 1000), min(latency_seconds, 6.0), 1.0
         capacity_steps = 0

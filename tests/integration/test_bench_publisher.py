@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kafka.partitioner import murmur2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
@@ -67,8 +68,6 @@ def test_publisher_delivers_every_event_once_in_order_at_its_rate(
     records = _read(kafka_topics.bootstrap, topic, len(events))
     got = [(r.key, r.value) for r in sorted(records, key=lambda r: (r.partition, r.offset))]
     assert sorted(got) == sorted((e.conversation_id.encode(), e.SerializeToString()) for e in events)
-    from kafka.partitioner import murmur2
-
     for conversation in conversations:
         key = conversation.conversation_id.encode()
         partitions = {r.partition for r in records if r.key == key}
